@@ -1,0 +1,23 @@
+# Production image: gunicorn web and django-q2 worker share it (see docker-compose.yml).
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+WORKDIR /app
+
+# torch from PyTorch's CPU wheel index first: the default PyPI wheel pulls in several GB
+# of CUDA libraries that a CPU-only server never uses.
+RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+
+COPY requirements.lock pyproject.toml ./
+# The lock pins torch==2.13.0, which the CPU build installed above already satisfies.
+RUN pip install -r requirements.lock
+
+COPY . .
+RUN SECRET_KEY=build-only DATABASE_URL=postgres://build@localhost/build \
+    python manage.py collectstatic --noinput \
+ && useradd --system --uid 1000 app && mkdir -p /data/media && chown -R app /data
+USER app
+
+EXPOSE 8000
+CMD ["gunicorn", "ragsite.wsgi:application", "--config", "gunicorn.conf.py"]

@@ -1,0 +1,74 @@
+"""Shared fixtures. The database is the embedded PostgreSQL + pgvector server (or the one
+DATABASE_URL names), started once per test session; pytest-django creates a test
+database on it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from tests.factories import CollectionFactory, UserFactory
+
+
+@pytest.fixture(scope="session")
+def embedded_postgres() -> Any:
+    options = settings.DATABASES["default"].get("OPTIONS", {})
+    if "embedded_pgdata" not in options:
+        return None  # DATABASE_URL is set: use that server
+    from ragsite.embedded_db import ensure_server
+
+    return ensure_server(
+        Path(options["embedded_pgdata"]), database=settings.DATABASES["default"]["NAME"]
+    )
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(embedded_postgres: Any, django_db_setup: None) -> Iterator[None]:
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(tmp_path_factory: pytest.TempPathFactory, settings: Any) -> None:
+    settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")
+    # The manifest storage needs `collectstatic`; tests render pages without it.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture
+def user(db: None) -> Any:
+    return UserFactory()
+
+
+@pytest.fixture
+def staff_user(db: None) -> Any:
+    return UserFactory(is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def anon_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def user_client(user: Any) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def collection(db: None, user: Any) -> Any:
+    return CollectionFactory(owner=user)
+
+
+@pytest.fixture
+def public_collection(db: None) -> Any:
+    return CollectionFactory(is_public=True)
