@@ -12,7 +12,9 @@ from accounts.services import token_create, token_revoke
 
 
 class TokenViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
     """Your own API tokens. DELETE revokes a token (it stays listed, inactive)."""

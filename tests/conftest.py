@@ -72,3 +72,31 @@ def collection(db: None, user: Any) -> Any:
 @pytest.fixture
 def public_collection(db: None) -> Any:
     return CollectionFactory(is_public=True)
+
+
+def ingest_files(collection: Any, files: dict[str, bytes | str], **kwargs: Any) -> list[Any]:
+    """Upload files and process them in this process, through the real pipeline."""
+    from django.core.files.base import ContentFile
+
+    from documents.models import Document
+    from documents.pipeline import documents_process
+    from documents.services import document_upload
+
+    ids = []
+    for name, content in files.items():
+        data = content.encode() if isinstance(content, str) else content
+        result = document_upload(
+            collection=collection,
+            user=None,
+            file=ContentFile(data, name=name),
+            enqueue=False,
+            **kwargs,
+        )
+        ids.append(result.document.pk)
+    documents_process(document_ids=ids)
+    return list(Document.objects.filter(pk__in=ids).order_by("pk"))
+
+
+@pytest.fixture
+def ingest(db: None) -> Any:
+    return ingest_files

@@ -72,7 +72,8 @@ def test_token_client_reads_and_writes(user: Any, collections: Any) -> None:
 
 def test_unknown_language_is_refused(user_client: APIClient) -> None:
     response = user_client.post(
-        "/api/v1/collections/", {"name": "x", "slug": "x", "search_config": "klingon"},
+        "/api/v1/collections/",
+        {"name": "x", "slug": "x", "search_config": "klingon"},
         format="json",
     )
     assert response.status_code == 400
@@ -80,7 +81,9 @@ def test_unknown_language_is_refused(user_client: APIClient) -> None:
 
 
 @pytest.mark.parametrize("state", ["revoked", "expired", "unknown"])
-def test_revoked_expired_or_unknown_token_is_refused(user: Any, collections: Any, state: str) -> None:
+def test_revoked_expired_or_unknown_token_is_refused(
+    user: Any, collections: Any, state: str
+) -> None:
     token, secret = token_create(user=user, name="old")
     if state == "revoked":
         token_revoke(token=token)

@@ -60,8 +60,13 @@ def test_embedding_round_trips_and_is_found_by_cosine_distance(collection: Colle
     vectors = rng.normal(size=(5, 384)).astype(np.float32)
     for ordinal, vector in enumerate(vectors):
         Chunk.objects.create(
-            document=document, collection=collection, ordinal=ordinal, text=f"chunk {ordinal}",
-            char_start=0, char_end=7, embedding=vector,
+            document=document,
+            collection=collection,
+            ordinal=ordinal,
+            text=f"chunk {ordinal}",
+            char_start=0,
+            char_end=7,
+            embedding=vector,
         )
     stored = Chunk.objects.get(document=document, ordinal=3).embedding
     assert np.allclose(stored, vectors[3], atol=1e-6)
@@ -81,7 +86,11 @@ def test_content_hash_is_unique_per_collection(collection: Collection) -> None:
 def _run_shell(env: dict[str, str], code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "manage.py", "shell", "--no-imports", "-c", code],
-        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120,
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -1,0 +1,215 @@
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.http import FileResponse, Http404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import APIException
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from documents.models import Collection, Document
+from documents.selectors import collection_list_readable, document_list_readable
+from documents.serializers import (
+    CollectionSerializer,
+    DocumentContentSerializer,
+    DocumentSerializer,
+    DocumentUpdateSerializer,
+    DocumentUploadResultSerializer,
+    DocumentUploadSerializer,
+)
+from documents.services import (
+    UploadError,
+    collection_create,
+    collection_delete,
+    collection_update,
+    document_delete,
+    document_reembed,
+    document_replace_content,
+    document_retry,
+    document_update,
+    document_upload,
+)
+
+ERRORS = {
+    400: OpenApiResponse(description="Invalid input; `detail` names the field."),
+    401: OpenApiResponse(description="Not signed in."),
+    403: OpenApiResponse(description="Not allowed."),
+    404: OpenApiResponse(description="Not found (or not readable by you)."),
+}
+
+
+class UploadRejected(APIException):
+    def __init__(self, error: UploadError) -> None:
+        super().__init__(detail=error.message)
+        self.status_code = error.status
+
+
+class CollectionViewSet(viewsets.ModelViewSet):
+    """Collections of documents. Anonymous callers see public collections only."""
+
+    serializer_class = CollectionSerializer
+    lookup_field = "slug"
+
+    def get_queryset(self) -> QuerySet[Collection]:
+        return collection_list_readable(user=self.request.user).select_related("owner")
+
+    def perform_create(self, serializer: CollectionSerializer) -> None:
+        serializer.instance = collection_create(
+            owner=self.request.user, **serializer.validated_data
+        )
+
+    def perform_update(self, serializer: CollectionSerializer) -> None:
+        serializer.instance = collection_update(
+            collection=serializer.instance, **serializer.validated_data
+        )
+
+    def perform_destroy(self, instance: Collection) -> None:
+        collection_delete(collection=instance)
+
+
+@extend_schema(responses={**ERRORS})
+class DocumentViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Documents: upload (processed in the background), status, metadata, new versions."""
+
+    serializer_class = DocumentSerializer
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    http_method_names = ["get", "post", "patch", "put", "delete", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Document]:
+        queryset = document_list_readable(user=self.request.user).select_related("collection")
+        params = self.request.query_params
+        if params.get("collection"):
+            queryset = queryset.filter(collection__slug=params["collection"])
+        if params.get("status"):
+            queryset = queryset.filter(status=params["status"])
+        return queryset
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("collection", str, description="Collection slug."),
+            OpenApiParameter("status", str, enum=[s.value for s in Document.Status]),
+        ]
+    )
+    def list(self, request: Request) -> Response:
+        return super().list(request)
+
+    @extend_schema(
+        request={
+            "multipart/form-data": DocumentUploadSerializer,
+            "application/json": DocumentUploadSerializer,
+        },
+        responses={
+            202: DocumentUploadResultSerializer,
+            200: OpenApiResponse(
+                DocumentUploadResultSerializer, description="Same content already uploaded."
+            ),
+            413: OpenApiResponse(description="File over the size limit."),
+            **ERRORS,
+        },
+    )
+    def create(self, request: Request) -> Response:
+        data = DocumentUploadSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        try:
+            result = document_upload(
+                collection=values["collection"],
+                user=request.user,
+                file=values.get("file"),
+                text=values.get("text"),
+                title=values["title"],
+                metadata=values["metadata"],
+            )
+        except UploadError as exc:
+            raise UploadRejected(exc) from exc
+        document = DocumentSerializer(result.document, context={"request": request}).data
+        body = {
+            "id": result.document.pk,
+            "status": result.document.status,
+            "status_url": document["status_url"],
+            "duplicate": result.duplicate,
+            "document": document,
+        }
+        return Response(
+            body, status=status.HTTP_200_OK if result.duplicate else status.HTTP_202_ACCEPTED
+        )
+
+    @extend_schema(request=DocumentUpdateSerializer, responses={200: DocumentSerializer, **ERRORS})
+    def partial_update(self, request: Request, pk: str) -> Response:
+        document = self.get_object()
+        data = DocumentUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        document = document_update(document=document, **data.validated_data)
+        return Response(self.get_serializer(document).data)
+
+    def perform_destroy(self, instance: Document) -> None:
+        document_delete(document=instance)
+
+    @extend_schema(
+        request={
+            "multipart/form-data": DocumentContentSerializer,
+            "application/json": DocumentContentSerializer,
+        },
+        responses={
+            202: DocumentSerializer,
+            413: OpenApiResponse(description="Too large."),
+            **ERRORS,
+        },
+    )
+    @action(detail=True, methods=["put"], url_path="content")
+    def content(self, request: Request, pk: str) -> Response:
+        """Replace the content with a new version: same id, processed again."""
+        document = self.get_object()
+        data = DocumentContentSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            document = document_replace_content(document=document, **data.validated_data)
+        except UploadError as exc:
+            raise UploadRejected(exc) from exc
+        return Response(self.get_serializer(document).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: DocumentSerializer, **ERRORS})
+    @action(detail=True, methods=["post"])
+    def reembed(self, request: Request, pk: str) -> Response:
+        """Chunk and embed the document again (for example after a model change)."""
+        document = document_reembed(document=self.get_object())
+        return Response(self.get_serializer(document).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: DocumentSerializer, **ERRORS})
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk: str) -> Response:
+        """Queue a failed document again."""
+        document = document_retry(document=self.get_object())
+        return Response(self.get_serializer(document).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes, **ERRORS})
+    @action(detail=True, methods=["get"])
+    def original(self, request: Request, pk: str) -> FileResponse:
+        """Download the stored original, as an attachment."""
+        document = self.get_object()
+        return original_file_response(document)
+
+
+def original_file_response(document: Document) -> FileResponse:
+    """The original as a download that a browser never renders in our origin."""
+    try:
+        handle = document.original.open("rb")
+    except FileNotFoundError as exc:
+        raise Http404("the stored original is missing") from exc
+    response = FileResponse(
+        handle,
+        as_attachment=True,
+        filename=document.source_name or "document",
+        content_type="application/octet-stream",
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response

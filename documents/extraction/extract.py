@@ -1,0 +1,83 @@
+"""``extract``: bytes of an uploaded file to an :class:`ExtractedText`, or ExtractionError."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from . import detect
+from .docx import parse_docx
+from .html import parse_html
+from .pdf import NO_TEXT, parse_pdf
+from .text import Parsed, one_line, parse_markdown, parse_plain, tidy
+from .types import Block, ExtractedText, ExtractionError
+
+logger = logging.getLogger(__name__)
+
+# The title ends up in Document.title, a CharField(max_length=500).
+MAX_TITLE_LENGTH = 500
+
+_PARSERS: dict[str, tuple[str, Callable[[bytes], Parsed]]] = {
+    detect.PLAIN: ("text file", parse_plain),
+    detect.MARKDOWN: ("Markdown file", parse_markdown),
+    detect.HTML: ("HTML file", parse_html),
+    detect.PDF: ("PDF", parse_pdf),
+    detect.DOCX: ("DOCX", parse_docx),
+}
+
+
+def assemble(parsed: Parsed, mime_type: str) -> ExtractedText:
+    """Normalise the segments and lay them out, separated by blank lines, so that every
+    block indexes its own text exactly: ``text[block.start:block.end]``."""
+    texts: list[str] = []
+    blocks: list[Block] = []
+    position = 0
+    for segment in parsed.segments:
+        text = one_line(segment.text) if segment.is_heading else tidy(segment.text)
+        if not text:
+            continue
+        if texts:
+            position += 2  # the "\n\n" separator
+        path = tuple(part for part in map(one_line, segment.heading_path) if part)
+        blocks.append(Block(position, position + len(text), segment.page, path, segment.is_heading))
+        texts.append(text)
+        position += len(text)
+    title = one_line(parsed.title or "")[:MAX_TITLE_LENGTH].strip() or None
+    return ExtractedText(
+        text="\n\n".join(texts),
+        mime_type=mime_type,
+        blocks=blocks,
+        title=title,
+        page_count=parsed.page_count,
+    )
+
+
+def extract(data: bytes, *, filename: str) -> ExtractedText:
+    """Extract the text of an uploaded file, detecting its type from the content.
+
+    Raises ExtractionError, whose message is meant for the user, for anything that is not
+    a readable document of a supported type. Parser bugs and hostile files surface as
+    ExtractionError too, never as another exception (KeyboardInterrupt and SystemExit
+    still propagate: they are not Exceptions).
+    """
+    if not data or data.isspace():  # isspace: no copy of a large upload
+        raise ExtractionError("empty file")
+    mime_type = detect.detect_mime_type(data, filename)
+    label, parse = _PARSERS[mime_type]
+    try:
+        parsed = parse(data)
+    except ExtractionError:
+        raise
+    except MemoryError:
+        raise ExtractionError(f"{label} too large to process") from None
+    except RecursionError:
+        raise ExtractionError(f"could not read {label}: structure nested too deeply") from None
+    except Exception as exc:
+        # Unexpected: a parser bug or a file crafted to trip one. Keep the details for the
+        # logs; the user gets a message, not a traceback.
+        logger.warning("extraction of %r (%s) failed", filename, mime_type, exc_info=True)
+        raise ExtractionError(f"could not read {label}: {type(exc).__name__}") from exc
+    result = assemble(parsed, mime_type)
+    if not result.blocks:
+        raise ExtractionError(NO_TEXT if mime_type == detect.PDF else "no extractable text")
+    return result

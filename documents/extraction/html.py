@@ -1,0 +1,216 @@
+"""HTML to blocks: page chrome and non-content elements dropped, headings kept as structure."""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+from bs4 import BeautifulSoup
+from bs4.element import NavigableString, PageElement, PreformattedString, Tag
+
+from .text import HeadingTracker, Parsed, Segment, bom_codec, decode_text, one_line
+
+# Never content: code, styling, widgets, and page chrome (navigation, sidebars, forms).
+_DROPPED = (
+    "head",
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "nav",
+    "aside",
+    "form",
+    "svg",
+    "iframe",
+    "object",
+    "embed",
+    "canvas",
+    "button",
+    "select",
+    "textarea",
+    "dialog",
+)
+# <header>/<footer> are site chrome only when they are landmarks of the page, i.e. not
+# inside an article or section (HTML spec, "banner"/"contentinfo" roles). The header of
+# an <article> usually holds the article's own title, which must be kept.
+_CHROME = ("header", "footer")
+_SECTIONING = ("article", "main", "section", "aside", "nav", "blockquote", "details")
+
+_HEADINGS = {f"h{level}": level for level in range(1, 7)}
+# Elements whose start and end break the flow of text into a new block.
+_BLOCKS = frozenset(
+    {
+        "address",
+        "article",
+        "blockquote",
+        "body",
+        "caption",
+        "center",
+        "dd",
+        "details",
+        "dialog",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "header",
+        "hr",
+        "html",
+        "legend",
+        "li",
+        "main",
+        "menu",
+        "ol",
+        "p",
+        "section",
+        "summary",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+    }
+)
+
+_META_CHARSET = re.compile(rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
+_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9._:-]+)""", re.I)
+_WHITESPACE = re.compile(r"\s+")
+
+
+def _declared_codec(head: bytes) -> str | None:
+    found = _META_CHARSET.search(head) or _XML_ENCODING.search(head)
+    if found is None:
+        return None
+    try:
+        codec = codecs.lookup(found.group(1).decode("ascii")).name
+    except (LookupError, UnicodeDecodeError):
+        return None
+    # WHATWG encoding rules: "iso-8859-1" and "us-ascii" labels mean windows-1252, and a
+    # UTF-16 label found by reading the bytes as ASCII cannot be true: it is UTF-8.
+    if codec in ("iso8859-1", "ascii", "latin-1"):
+        return "cp1252"
+    if codec.startswith(("utf-16", "utf-32")):
+        return "utf-8"
+    return codec
+
+
+def decode_html(data: bytes) -> str:
+    """BOM, then UTF-8, then the charset the document declares, then detection.
+
+    Valid UTF-8 wins over the declaration: a legacy-encoded page with non-ASCII text is
+    practically never valid UTF-8 by accident, while pages saved as UTF-8 that still
+    declare "iso-8859-1" are common (and would decode to mojibake without an error).
+    """
+    bom = bom_codec(data)
+    if bom is not None:
+        codec, size = bom
+        return data[size:].decode(codec, errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    codec = _declared_codec(data[:4096])
+    if codec is not None:
+        try:
+            return data.decode(codec)
+        except (UnicodeDecodeError, LookupError):
+            pass  # declared wrongly; detect instead
+    return decode_text(data)
+
+
+def _is_dropped(tag: Tag, in_section: bool) -> bool:
+    if tag.name in _DROPPED or (tag.name in _CHROME and not in_section):
+        return True
+    return tag.has_attr("hidden") or str(tag.get("aria-hidden", "")).lower() == "true"
+
+
+def _inline_text(node: Tag) -> str:
+    """Text of an element as written, with <br> as a line break and dropped elements
+    (an icon's <svg><title>, a <script>) left out."""
+    parts: list[str] = []
+    stack: list[PageElement] = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Tag):
+            if item is not node and _is_dropped(item, in_section=True):
+                continue
+            if item.name == "br":
+                parts.append("\n")
+            stack.extend(reversed(item.contents))
+        elif isinstance(item, NavigableString) and not isinstance(item, PreformattedString):
+            parts.append(str(item))
+    return "".join(parts)
+
+
+def _title(soup: BeautifulSoup) -> str | None:
+    # An <svg> may carry its own <title> (a tooltip); that is not the page title.
+    for tag in soup.find_all("title", limit=20):
+        if tag.find_parent("svg") is None:
+            title = one_line(tag.get_text())
+            if title:
+                return title
+    return None
+
+
+def _blocks(root: Tag) -> Parsed:
+    parsed = Parsed()
+    headings = HeadingTracker()
+    inline: list[str] = []
+
+    def flush() -> None:
+        text = "\n".join(line.strip() for line in "".join(inline).split("\n"))
+        inline.clear()
+        if text.strip():
+            parsed.segments.append(Segment(text, heading_path=headings.path))
+
+    # An explicit stack rather than recursion: real pages nest thousands of divs deep.
+    # Each element is pushed twice: on the way in, and (leaving=True) on the way out;
+    # in_section says whether it is inside an article/section (see _CHROME).
+    stack: list[tuple[PageElement, bool, bool]] = [(root, False, False)]
+    while stack:
+        node, leaving, in_section = stack.pop()
+        if leaving:
+            flush()
+        elif isinstance(node, NavigableString):
+            # Comments, doctypes and CDATA are PreformattedStrings: not visible text.
+            if not isinstance(node, PreformattedString):
+                inline.append(_WHITESPACE.sub(" ", str(node)))
+        elif isinstance(node, Tag):
+            name = node.name
+            if _is_dropped(node, in_section):
+                continue
+            if name in _HEADINGS:
+                flush()
+                text = one_line(_inline_text(node))
+                if text:
+                    path = headings.enter(_HEADINGS[name], text)
+                    parsed.segments.append(Segment(text, heading_path=path, is_heading=True))
+                    if parsed.title is None and name == "h1":
+                        parsed.title = text
+            elif name == "pre":
+                flush()
+                parsed.segments.append(Segment(_inline_text(node), heading_path=headings.path))
+            elif name == "br":
+                inline.append("\n")
+            else:
+                if name in _BLOCKS:
+                    flush()
+                    stack.append((node, True, in_section))
+                inner = in_section or name in _SECTIONING
+                stack.extend((child, False, inner) for child in reversed(node.contents))
+    flush()
+    return parsed
+
+
+def parse_html(data: bytes) -> Parsed:
+    soup = BeautifulSoup(decode_html(data), "lxml")
+    title = _title(soup)
+    parsed = _blocks(soup)
+    parsed.title = title or parsed.title  # <title>, else the first <h1>
+    return parsed

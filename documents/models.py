@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+import uuid
+from pathlib import PurePosixPath
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
+from django.db import models
+from pgvector.django import HnswIndex, SparseVectorField, VectorField
+
+# The keyword leg stores BM25 term weights as a sparse vector whose dimensions are
+# lexemes hashed into this space (see documents/keyword_index.py).
+KEYWORD_DIMENSIONS = 1_000_000_000
+
+
+class Collection(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_collections",
+        help_text="Empty for system collections.",
+    )
+    is_public = models.BooleanField(default=False, help_text="Readable without signing in.")
+    search_config = models.CharField(
+        "text-search language",
+        max_length=63,
+        default="english",
+        help_text="A PostgreSQL text-search configuration such as english, simple, german.",
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def original_upload_to(instance: Document, filename: str) -> str:
+    # Never the user's file name: it may hold "../" or control characters. The original
+    # name is kept in `source_name`; only the (lower-case, short) extension survives.
+    suffix = PurePosixPath(filename).suffix.lower()
+    if not suffix[1:].isalnum() or len(suffix) > 10:
+        suffix = ""
+    return f"originals/{uuid.uuid4().hex}{suffix}"
+
+
+class Document(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        PROCESSING = "processing"
+        READY = "ready"
+        FAILED = "failed"
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="documents")
+    title = models.CharField(max_length=500, blank=True)
+    original = models.FileField(upload_to=original_upload_to, max_length=200)
+    source_name = models.CharField(max_length=255, blank=True)
+    mime_type = models.CharField(max_length=127, blank=True)
+    size = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64)
+    metadata = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    embedding_model = models.CharField(max_length=200, blank=True)
+    chunk_count = models.PositiveIntegerField(default=0)
+    # Citations point into this text: chunk.text == extracted_text[char_start:char_end].
+    extracted_text = models.TextField(blank=True)
+    page_count = models.PositiveIntegerField(null=True, blank=True)
+    processing_started = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["collection", "sha256"], name="document_unique_content_per_collection"
+            )
+        ]
+        indexes = [GinIndex(fields=["metadata"], name="document_metadata_gin")]
+
+    def __str__(self) -> str:
+        return self.title or self.source_name or f"Document {self.pk}"
+
+
+class Chunk(models.Model):
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    # Copied from the document so search can filter by collection without a join.
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="+")
+    ordinal = models.PositiveIntegerField()
+    text = models.TextField()
+    char_start = models.PositiveIntegerField()
+    char_end = models.PositiveIntegerField()
+    first_page = models.PositiveIntegerField(null=True, blank=True)
+    last_page = models.PositiveIntegerField(null=True, blank=True)
+    heading_path = ArrayField(models.TextField(), default=list, blank=True)
+    token_count = models.PositiveIntegerField(default=0)
+    embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True)
+    embedding_model = models.CharField(max_length=200, blank=True)
+    # A generated column cannot read the collection's language, so it is copied here.
+    search_config = models.CharField(max_length=63, default="english")
+    search_vector = SearchVectorField(null=True)
+    # BM25 document-side term weights (see documents/keyword_index.py).
+    bm25 = SparseVectorField(dimensions=KEYWORD_DIMENSIONS, null=True)
+    keyword_length = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["document_id", "ordinal"]
+        constraints = [
+            models.UniqueConstraint(fields=["document", "ordinal"], name="chunk_unique_ordinal")
+        ]
+        indexes = [
+            HnswIndex(
+                name="chunk_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            GinIndex(fields=["search_vector"], name="chunk_search_vector_gin"),
+            models.Index(fields=["collection", "embedding_model"], name="chunk_collection_model"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document_id}#{self.ordinal}"
+
+
+class CollectionTermStats(models.Model):
+    """Keyword statistics of one collection: chunk count and summed term counts (avgdl)."""
+
+    collection = models.OneToOneField(
+        Collection, on_delete=models.CASCADE, primary_key=True, related_name="term_stats"
+    )
+    chunk_count = models.BigIntegerField(default=0)
+    total_length = models.BigIntegerField(default=0)
+    # The average chunk length the stored BM25 weights were computed with.
+    indexed_avgdl = models.FloatField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.collection_id}: {self.chunk_count} chunks"
+
+
+class TermDocumentFrequency(models.Model):
+    """In how many chunks of a collection a lexeme occurs (for BM25's IDF)."""
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="+")
+    lexeme = models.TextField()
+    df = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["collection", "lexeme"], name="term_df_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lexeme}: {self.df}"
+
+
+class PendingChunk(models.Model):
+    """Embedded chunks of a document being (re)processed, not yet visible to search.
+
+    Batches land here as they are embedded, so a worker killed mid-document resumes
+    where it stopped; when all are in, they replace the document's chunks in one
+    transaction. ``fingerprint`` names the content, model and chunk settings they were
+    made with: rows from another fingerprint are stale and discarded.
+    """
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="+")
+    fingerprint = models.CharField(max_length=64)
+    ordinal = models.PositiveIntegerField()
+    text = models.TextField()
+    char_start = models.PositiveIntegerField()
+    char_end = models.PositiveIntegerField()
+    first_page = models.PositiveIntegerField(null=True)
+    last_page = models.PositiveIntegerField(null=True)
+    heading_path = ArrayField(models.TextField(), default=list)
+    token_count = models.PositiveIntegerField(default=0)
+    embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS)
+    embedding_model = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["document", "fingerprint", "ordinal"], name="pending_chunk_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document_id}#{self.ordinal} (pending)"

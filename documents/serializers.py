@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.db import connection
+from django.urls import reverse
+from rest_framework import serializers
+
+from documents.models import Collection, Document
+
+
+def validate_search_config(value: str) -> str:
+    """The name must be an installed PostgreSQL text-search configuration."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_ts_config WHERE cfgname = %s", [value])
+        if cursor.fetchone() is None:
+            raise serializers.ValidationError(
+                f"unknown text-search language {value!r} (try english, simple, german, ...)"
+            )
+    return value
+
+
+class CollectionSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.get_username", read_only=True, default=None)
+    search_config = serializers.CharField(
+        max_length=63,
+        default="english",
+        validators=[validate_search_config],
+        help_text="PostgreSQL text-search configuration: english, simple, german, ...",
+    )
+
+    class Meta:
+        model = Collection
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "description",
+            "is_public",
+            "search_config",
+            "owner",
+            "created",
+            "updated",
+        ]
+        read_only_fields = ["id", "owner", "created", "updated"]
+
+
+class DocumentSerializer(serializers.ModelSerializer):
+    collection = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    status_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Document
+        fields = [
+            "id",
+            "collection",
+            "title",
+            "source_name",
+            "mime_type",
+            "size",
+            "sha256",
+            "metadata",
+            "status",
+            "error",
+            "attempts",
+            "embedding_model",
+            "chunk_count",
+            "page_count",
+            "created",
+            "updated",
+            "status_url",
+        ]
+        read_only_fields = fields
+
+    def get_status_url(self, document: Document) -> str:
+        path = reverse("document-detail", args=[document.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
+
+
+class DocumentUploadResultSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    status_url = serializers.CharField()
+    duplicate = serializers.BooleanField()
+    document = DocumentSerializer()
+
+
+class JSONObjectField(serializers.JSONField):
+    """A JSON object; multipart forms send it as a string, so that is parsed too."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError as exc:
+                raise serializers.ValidationError("must be a JSON object") from exc
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("must be a JSON object")
+        return data
+
+
+class DocumentUploadSerializer(serializers.Serializer):
+    collection = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=Collection.objects.all(),
+        help_text="Slug of the collection to add the document to.",
+    )
+    file = serializers.FileField(required=False, help_text="The document (multipart).")
+    text = serializers.CharField(
+        required=False, trim_whitespace=False, help_text="Plain text instead of a file."
+    )
+    title = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+    metadata = JSONObjectField(required=False, default=dict)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("file" in attrs) == ("text" in attrs):
+            raise serializers.ValidationError({"file": "send either a file or a text"})
+        return attrs
+
+
+class DocumentUpdateSerializer(serializers.Serializer):
+    title = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    metadata = JSONObjectField(required=False)
+
+
+class DocumentContentSerializer(serializers.Serializer):
+    file = serializers.FileField(required=False)
+    text = serializers.CharField(required=False, trim_whitespace=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("file" in attrs) == ("text" in attrs):
+            raise serializers.ValidationError({"file": "send either a file or a text"})
+        return attrs

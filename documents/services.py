@@ -1,0 +1,309 @@
+"""Writes: collections, documents and their processing."""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from documents.extraction import ExtractionError, detect_mime_type
+from documents.keyword_index import keyword_unindex_document
+from documents.models import Chunk, Collection, Document
+from documents.tasks import enqueue_documents
+
+
+@transaction.atomic
+def collection_create(
+    *,
+    owner: AbstractBaseUser | None,
+    name: str,
+    slug: str,
+    description: str = "",
+    is_public: bool = False,
+    search_config: str = "english",
+) -> Collection:
+    return Collection.objects.create(
+        owner=owner,
+        name=name,
+        slug=slug,
+        description=description,
+        is_public=is_public,
+        search_config=search_config,
+    )
+
+
+@transaction.atomic
+def collection_update(*, collection: Collection, **fields: Any) -> Collection:
+    language_changed = (
+        "search_config" in fields and fields["search_config"] != collection.search_config
+    )
+    for name, value in fields.items():
+        setattr(collection, name, value)
+    collection.save()
+    if language_changed:
+        # Chunks carry their own copy of the language; a change needs their keyword
+        # representation rebuilt with the new one.
+        Chunk.objects.filter(collection=collection).update(search_config=collection.search_config)
+        from documents.keyword_index import keyword_index_rebuild_collection
+
+        keyword_index_rebuild_collection(collection_id=collection.pk)
+    return collection
+
+
+# --- Documents -----------------------------------------------------------------------
+
+
+class UploadError(Exception):
+    """An upload we refuse; ``status`` is the HTTP status the API answers with."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    document: Document
+    duplicate: bool
+
+
+def normalize_text(text: str) -> str:
+    """How JSON text uploads are stored and hashed: the same words hash the same."""
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = text.replace("\x00", "")
+    return "\n".join(line.rstrip() for line in text.strip().split("\n"))
+
+
+def _read_upload(file: File, *, max_bytes: int) -> bytes:
+    size = getattr(file, "size", None)
+    if size is not None and size > max_bytes:
+        raise UploadError(
+            f"file too large: {size} bytes, the limit is {max_bytes} bytes", status=413
+        )
+    data = bytearray()
+    for piece in file.chunks():
+        data += piece
+        if len(data) > max_bytes:  # size may be unknown or lie: stop reading at the limit
+            raise UploadError(f"file too large: the limit is {max_bytes} bytes", status=413)
+    return bytes(data)
+
+
+def safe_source_name(name: str) -> str:
+    """The user's file name for display: no path, no control characters."""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
+    return name[:255] or "upload"
+
+
+def document_upload(
+    *,
+    collection: Collection,
+    user: AbstractBaseUser | None,
+    file: File | None = None,
+    text: str | None = None,
+    title: str = "",
+    metadata: dict[str, Any] | None = None,
+    source_name: str = "",
+    enqueue: bool = True,
+) -> UploadResult:
+    """Store a file (or a text) as a pending document and queue it, after commit.
+
+    The same content uploaded again into the same collection answers the existing
+    document (queued again if it had failed).
+    """
+    if (file is None) == (text is None):
+        raise UploadError("send either a file or a text")
+    if file is not None:
+        data = _read_upload(file, max_bytes=settings.MAX_UPLOAD_BYTES)
+        source_name = safe_source_name(source_name or file.name or "upload")
+    else:
+        data = normalize_text(text or "").encode()
+        if len(data) > settings.MAX_UPLOAD_BYTES:
+            raise UploadError(
+                f"text too large: the limit is {settings.MAX_UPLOAD_BYTES} bytes", status=413
+            )
+        source_name = safe_source_name(source_name or f"{title or 'text'}.txt")
+    if not data.strip():
+        raise UploadError("empty file" if file is not None else "empty text")
+    try:
+        mime_type = detect_mime_type(data, source_name)
+    except ExtractionError as exc:
+        raise UploadError(str(exc)) from exc
+    digest = hashlib.sha256(data).hexdigest()
+
+    existing = Document.objects.filter(collection=collection, sha256=digest).first()
+    if existing is not None:
+        return UploadResult(_requeue_if_failed(existing), duplicate=True)
+    document = Document(
+        collection=collection,
+        title=title[:500],
+        source_name=source_name,
+        mime_type=mime_type,
+        size=len(data),
+        sha256=digest,
+        metadata=metadata or {},
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+    try:
+        with transaction.atomic():
+            document.original.save(source_name, ContentFile(data), save=False)
+            document.save()
+    except IntegrityError:
+        # The same content arrived at the same moment through another request.
+        document.original.delete(save=False)
+        existing = Document.objects.get(collection=collection, sha256=digest)
+        return UploadResult(_requeue_if_failed(existing), duplicate=True)
+    if enqueue:
+        enqueue_documents([(document.pk, document.size)])
+    return UploadResult(document, duplicate=False)
+
+
+def _requeue_if_failed(document: Document) -> Document:
+    if document.status == Document.Status.FAILED:
+        return document_retry(document=document)
+    return document
+
+
+@transaction.atomic
+def document_update(
+    *, document: Document, title: str | None = None, metadata: dict[str, Any] | None = None
+) -> Document:
+    """Edit title and metadata; the chunks stay as they are (no re-ingestion)."""
+    if title is not None:
+        document.title = title[:500]
+    if metadata is not None:
+        document.metadata = metadata
+    document.save(update_fields=["title", "metadata", "updated"])
+    return document
+
+
+def document_replace_content(
+    *, document: Document, file: File | None = None, text: str | None = None
+) -> Document:
+    """A new version of the document: same id, new original, processed again.
+
+    Search keeps serving the old chunks until the new ones are complete.
+    """
+    if file is not None:
+        data = _read_upload(file, max_bytes=settings.MAX_UPLOAD_BYTES)
+        source_name = safe_source_name(file.name or document.source_name)
+    else:
+        data = normalize_text(text or "").encode()
+        source_name = document.source_name
+    if not data.strip():
+        raise UploadError("empty file")
+    try:
+        mime_type = detect_mime_type(data, source_name)
+    except ExtractionError as exc:
+        raise UploadError(str(exc)) from exc
+    digest = hashlib.sha256(data).hexdigest()
+    clash = (
+        Document.objects.filter(collection=document.collection_id, sha256=digest)
+        .exclude(pk=document.pk)
+        .first()
+    )
+    if clash is not None:
+        raise UploadError(f"document {clash.pk} in this collection already has this content")
+    old_file = document.original.name
+    with transaction.atomic():
+        document.original.save(source_name, ContentFile(data), save=False)
+        document.source_name = source_name
+        document.mime_type = mime_type
+        document.size = len(data)
+        document.sha256 = digest
+        document.status = Document.Status.PENDING
+        document.error = ""
+        document.attempts = 0
+        document.save()
+        transaction.on_commit(lambda: document.original.storage.delete(old_file))
+        enqueue_documents([(document.pk, document.size)])
+    return document
+
+
+def document_delete(*, document: Document) -> None:
+    """Delete a document, its chunks, its statistics and its stored original."""
+    with transaction.atomic():
+        locked = Document.objects.select_for_update().filter(pk=document.pk).first()
+        if locked is None:
+            return
+        keyword_unindex_document(document_id=document.pk)
+        name = document.original.name
+        storage = document.original.storage
+        document.delete()
+        transaction.on_commit(lambda: storage.delete(name) if name else None)
+
+
+def document_retry(*, document: Document) -> Document:
+    """Queue a document again (failed, or to re-embed); attempts start over."""
+    with transaction.atomic():
+        Document.objects.filter(pk=document.pk).update(
+            status=Document.Status.PENDING, attempts=0, error="", updated=timezone.now()
+        )
+        enqueue_documents([(document.pk, document.size)])
+    document.refresh_from_db()
+    return document
+
+
+document_reembed = document_retry
+
+
+def documents_reembed(*, collection: Collection | None = None) -> int:
+    """Queue every document (of a collection) for chunking and embedding again."""
+    queryset = Document.objects.exclude(status=Document.Status.PROCESSING)
+    if collection is not None:
+        queryset = queryset.filter(collection=collection)
+    with transaction.atomic():
+        rows = list(queryset.values_list("pk", "size"))
+        Document.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+            status=Document.Status.PENDING, attempts=0, error="", updated=timezone.now()
+        )
+        enqueue_documents(rows)
+    return len(rows)
+
+
+def documents_sweep_stuck() -> int:
+    """Documents left `processing` past the task timeout: their worker died.
+
+    Re-queue them, or fail them once they used up their attempts. Returns how many.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.Q_CLUSTER["retry"])
+    stuck = list(
+        Document.objects.filter(
+            status=Document.Status.PROCESSING, processing_started__lt=cutoff
+        ).values_list("pk", "size", "attempts")
+    )
+    requeue = []
+    with transaction.atomic():
+        for pk, size, attempts in stuck:
+            if attempts >= settings.INGEST_MAX_ATTEMPTS:
+                Document.objects.filter(pk=pk).update(
+                    status=Document.Status.FAILED,
+                    error=f"the worker stopped while processing it ({attempts} attempts)",
+                    processing_started=None,
+                )
+            else:
+                Document.objects.filter(pk=pk).update(status=Document.Status.PENDING)
+                requeue.append((pk, size))
+        enqueue_documents(requeue)
+    return len(stuck)
+
+
+def collection_delete(*, collection: Collection) -> None:
+    """Delete a collection with its documents, chunks, statistics and stored originals."""
+    with transaction.atomic():
+        names = list(
+            Document.objects.filter(collection=collection).values_list("original", flat=True)
+        )
+        storage = Document._meta.get_field("original").storage
+        collection.delete()
+        transaction.on_commit(lambda: [storage.delete(name) for name in names if name])

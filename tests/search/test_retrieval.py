@@ -1,0 +1,301 @@
+"""Hybrid retrieval on the real database and model: modes, BM25 statistics, filters,
+options, access, and the one-statement rule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from documents.models import TermDocumentFrequency
+from search.retrieval import Filters, QueryError, SearchParams, search
+from tests.factories import CollectionFactory, UserFactory
+
+CORPUS = {
+    "heart.txt": "Myocardial infarction, commonly called a heart attack, happens when blood "
+    "flow to the heart muscle stops. Aspirin lowers the risk of a second heart attack.",
+    "cats.txt": "Cats are small carnivorous mammals. Domestic cats eat fish, mice and dry food.",
+    "dogs.txt": "Dogs are loyal companions. Dogs bark at strangers and love long walks.",
+    "plants.txt": "Photosynthesis in plants turns sunlight, water and carbon dioxide into sugar.",
+    "stars.txt": "Stars are spheres of plasma held together by gravity; the Sun is a star.",
+}
+
+
+@pytest.fixture
+def corpus(db: None, ingest: Any) -> Any:
+    collection = CollectionFactory(slug="science", is_public=True)
+    documents = ingest(collection, CORPUS, metadata={"kind": "fact"})
+    assert all(d.status == "ready" for d in documents)
+    return collection
+
+
+def _titles(response: Any) -> list[str]:
+    return [r.source_name for r in response.results]
+
+
+@pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
+def test_every_mode_finds_the_relevant_document(corpus: Any, mode: str) -> None:
+    response = search(SearchParams(query="What do cats eat?", mode=mode), user=None)
+    assert _titles(response)[0] == "cats.txt"
+
+
+def test_keyword_leg_is_or_semantics_bm25(corpus: Any) -> None:
+    # An AND query would find nothing: no document holds all of these words.
+    response = search(
+        SearchParams(query="how does aspirin affect the heart of cats", mode="keyword"), user=None
+    )
+    titles = _titles(response)
+    assert titles[0] == "heart.txt" and "cats.txt" in titles
+    assert response.results[0].keyword_score > response.results[1].keyword_score > 0
+
+
+def test_semantic_leg_finds_meaning_without_shared_words(corpus: Any) -> None:
+    response = search(SearchParams(query="cardiac arrest", mode="semantic"), user=None)
+    assert _titles(response)[0] == "heart.txt"
+    keyword = search(SearchParams(query="cardiac arrest", mode="keyword"), user=None)
+    assert keyword.total == 0
+
+
+def test_hybrid_fuses_ranks_by_rrf(corpus: Any) -> None:
+    params = SearchParams(query="heart attack aspirin", mode="hybrid", rrf_k=60)
+    result = search(params, user=None).results[0]
+    assert result.source_name == "heart.txt"
+    expected = 1 / (60 + result.keyword_rank) + 1 / (60 + result.semantic_rank)
+    assert result.score == pytest.approx(expected)
+    # A leg the chunk is missing from contributes nothing.
+    weighted = search(
+        SearchParams(query="heart attack aspirin", keyword_weight=2.0, semantic_weight=0.0),
+        user=None,
+    ).results[0]
+    assert weighted.score == pytest.approx(2.0 / (60 + weighted.keyword_rank))
+
+
+def test_adding_documents_changes_idf_and_ranking(corpus: Any, ingest: Any) -> None:
+    def idf_rank() -> list[str]:
+        return _titles(search(SearchParams(query="gravity mammals", mode="keyword"), user=None))
+
+    assert idf_rank()[0] in ("stars.txt", "cats.txt")
+    before_df = TermDocumentFrequency.objects.get(collection=corpus, lexeme="graviti").df
+    first = idf_rank()[0]
+    # Many new documents mention the first winner's term, so its IDF falls.
+    term = "gravity" if first == "stars.txt" else "mammals"
+    ingest(corpus, {f"extra{i}.txt": f"Note {i} on {term} and other matters." for i in range(6)})
+    after_df = TermDocumentFrequency.objects.get(collection=corpus, lexeme="graviti").df
+    if term == "gravity":
+        assert after_df == before_df + 6
+    ranking = [t for t in idf_rank() if not t.startswith("extra")]
+    assert ranking[0] != first
+
+
+def test_statistics_are_per_collection(corpus: Any, ingest: Any) -> None:
+    other = CollectionFactory(slug="other", is_public=True)
+    ingest(other, {"o.txt": "Cats cats cats everywhere, cats and more cats."})
+    assert TermDocumentFrequency.objects.get(collection=corpus, lexeme="cat").df == 1
+    assert TermDocumentFrequency.objects.get(collection=other, lexeme="cat").df == 1
+
+
+def test_phrases_and_excluded_terms(corpus: Any) -> None:
+    phrase = search(SearchParams(query='"heart attack"', mode="hybrid"), user=None)
+    assert _titles(phrase) == ["heart.txt"]
+    excluded = search(SearchParams(query="animals -dogs", mode="hybrid"), user=None)
+    assert "dogs.txt" not in _titles(excluded) and excluded.total > 0
+
+
+@pytest.mark.parametrize("query", ["the of and a", "?!... ***"])
+def test_stop_words_or_symbols_give_an_empty_keyword_leg(corpus: Any, query: str) -> None:
+    assert search(SearchParams(query=query, mode="keyword"), user=None).total == 0
+    hybrid = search(SearchParams(query=query, mode="hybrid"), user=None)
+    assert hybrid.total > 0 and all(r.keyword_rank is None for r in hybrid.results)
+
+
+def test_query_with_nothing_to_search_is_refused(corpus: Any) -> None:
+    with pytest.raises(QueryError):
+        search(SearchParams(query="-dogs"), user=None)
+
+
+@pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
+def test_search_is_one_sql_statement(corpus: Any, mode: str) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        search(SearchParams(query="cats and dogs", mode=mode), user=None)
+    # Transaction control (savepoints inside the test's transaction) is not a statement
+    # of the search; the set_config() of SET LOCAL values is allowed beside it.
+    statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    searches = [sql for sql in statements if "set_config" not in sql]
+    assert len(searches) == 1, statements
+    assert len(statements) == (1 if mode == "keyword" else 2)
+
+
+def test_snippets_mark_terms_and_escape_html(db: None, ingest: Any) -> None:
+    collection = CollectionFactory(is_public=True)
+    ingest(collection, {"x.txt": "Beware <script>alert('xss')</script> in the enzyme text."})
+    result = search(SearchParams(query="enzyme script", mode="keyword"), user=None).results[0]
+    assert "<mark>enzyme</mark>" in result.snippet
+    assert "<script>" not in result.snippet and "&lt;" in result.snippet
+
+
+def test_result_carries_citation_and_explanation(corpus: Any) -> None:
+    response = search(SearchParams(query="photosynthesis sugar"), user=None)
+    result = response.results[0]
+    assert result.source_name == "plants.txt"
+    assert result.char_start == 0 and result.char_end == len(result.text)
+    assert result.keyword_rank == 1 and result.semantic_rank == 1
+    assert result.collection == "science" and result.metadata == {"kind": "fact"}
+    assert set(response.timing_ms) == {"embedding_ms", "sql_ms"}
+
+
+# --- Filters ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
+def test_filters_apply_in_every_mode(corpus: Any, ingest: Any, mode: str) -> None:
+    other = CollectionFactory(slug="elsewhere", is_public=True)
+    (outsider,) = ingest(
+        other,
+        {"cats2.txt": "Cats eat fish too, said the other collection."},
+        metadata={"kind": "other"},
+    )
+    query = "cats eat fish"
+    base = _titles(search(SearchParams(query=query, mode=mode, top_k=50), user=None))
+    assert "cats2.txt" in base
+    by_collection = search(
+        SearchParams(query=query, mode=mode, filters=Filters(collections=["science"])), user=None
+    )
+    assert "cats2.txt" not in _titles(by_collection) and by_collection.total > 0
+    by_metadata = search(
+        SearchParams(query=query, mode=mode, filters=Filters(metadata={"kind": "other"})), user=None
+    )
+    assert _titles(by_metadata) == ["cats2.txt"]
+    by_any = search(
+        SearchParams(
+            query=query, mode=mode, filters=Filters(metadata_any={"kind": ["other", "x"]})
+        ),
+        user=None,
+    )
+    assert _titles(by_any) == ["cats2.txt"]
+    by_document = search(
+        SearchParams(query=query, mode=mode, filters=Filters(documents=[outsider.pk])), user=None
+    )
+    assert _titles(by_document) == ["cats2.txt"]
+    by_mime = search(
+        SearchParams(query=query, mode=mode, filters=Filters(mime_types=["application/pdf"])),
+        user=None,
+    )
+    assert by_mime.total == 0
+
+
+def test_date_filters(corpus: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    past = search(
+        SearchParams(query="cats", filters=Filters(created_before=now - timedelta(days=1))),
+        user=None,
+    )
+    assert past.total == 0
+    recent = search(
+        SearchParams(query="cats", filters=Filters(created_after=now - timedelta(days=1))),
+        user=None,
+    )
+    assert recent.total > 0
+
+
+def test_filtered_semantic_search_still_returns_full_top_k(db: None, ingest: Any) -> None:
+    """The HNSW scan meets mostly filtered-out rows; iterative scans keep it full."""
+    noise = CollectionFactory(slug="noise", is_public=True)
+    wanted = CollectionFactory(slug="wanted", is_public=True)
+    ingest(
+        noise,
+        {
+            f"n{i}.txt": f"Cats and kittens, note {i}: cats purr and cats eat fish."
+            for i in range(60)
+        },
+    )
+    ingest(wanted, {f"w{i}.txt": f"Record {i} about tax law and invoices." for i in range(12)})
+    params = SearchParams(
+        query="cats eat fish",
+        mode="semantic",
+        top_k=10,
+        semantic_depth=10,
+        filters=Filters(collections=["wanted"]),
+    )
+    response = search(params, user=None)
+    assert len(response.results) == 10
+    assert {r.collection for r in response.results} == {"wanted"}
+
+
+# --- Options ---------------------------------------------------------------------------
+
+
+def test_pagination_min_score_group_by_document(db: None, ingest: Any) -> None:
+    collection = CollectionFactory(is_public=True)
+    long = "\n\n".join(
+        f"Section {i}. Enzymes catalyse reaction {i} in the cell." * 12 for i in range(6)
+    )
+    ingest(collection, {"long.txt": long, "short.txt": "Enzymes are proteins."})
+    first = search(SearchParams(query="enzymes", top_k=2), user=None)
+    second = search(SearchParams(query="enzymes", top_k=2, offset=2), user=None)
+    assert len(first.results) == 2 and first.total > 4
+    assert not {r.chunk_id for r in first.results} & {r.chunk_id for r in second.results}
+    grouped = search(SearchParams(query="enzymes", top_k=10, group_by_document=True), user=None)
+    assert sorted(r.source_name for r in grouped.results) == ["long.txt", "short.txt"]
+    threshold = first.results[0].score
+    strict = search(SearchParams(query="enzymes", min_score=threshold), user=None)
+    assert all(r.score >= threshold for r in strict.results) and strict.total >= 1
+
+
+def test_neighbors_and_mmr(db: None, ingest: Any) -> None:
+    collection = CollectionFactory(is_public=True)
+    text = "\n\n".join(
+        f"Part {i}. "
+        + " ".join(f"Glaciers retreat quickly in region {i} sentence {j}." for j in range(10))
+        for i in range(5)
+    )
+    ingest(
+        collection,
+        {"glaciers.txt": text, "dup1.txt": "Glaciers melt.", "dup2.txt": "Glaciers melt!"},
+    )
+    response = search(SearchParams(query="glaciers region 2", top_k=3, neighbors=1), user=None)
+    result = next(r for r in response.results if r.source_name == "glaciers.txt")
+    ordinals = {n["ordinal"] for n in result.neighbors}
+    assert ordinals and ordinals <= {result.ordinal - 1, result.ordinal + 1}
+    plain = search(SearchParams(query="glaciers melt", top_k=2), user=None)
+    diverse = search(SearchParams(query="glaciers melt", top_k=2, mmr_lambda=0.3), user=None)
+    assert sorted(r.source_name for r in plain.results) == ["dup1.txt", "dup2.txt"]
+    assert len({r.source_name for r in diverse.results} & {"dup1.txt", "dup2.txt"}) == 1
+
+
+def test_top_k_of_100(db: None, ingest: Any) -> None:
+    collection = CollectionFactory(is_public=True)
+    ingest(collection, {f"d{i}.txt": f"Volcano report number {i}." for i in range(110)})
+    response = search(SearchParams(query="volcano report", top_k=100), user=None)
+    assert len(response.results) == 100
+
+
+# --- Access ----------------------------------------------------------------------------
+
+
+def test_anonymous_searches_public_collections_only(db: None, ingest: Any) -> None:
+    private = CollectionFactory(is_public=False)
+    public = CollectionFactory(is_public=True)
+    ingest(private, {"secret.txt": "The secret launch code is penguin."})
+    ingest(public, {"open.txt": "Penguins live in the south."})
+    anonymous = search(SearchParams(query="penguin launch code", top_k=10), user=None)
+    assert _titles(anonymous) == ["open.txt"]
+    signed_in = search(SearchParams(query="penguin launch code", top_k=10), user=UserFactory())
+    assert set(_titles(signed_in)) == {"open.txt", "secret.txt"}
+
+
+def test_collections_of_different_languages_search_together(db: None, ingest: Any) -> None:
+    german = CollectionFactory(slug="de", is_public=True, search_config="german")
+    english = CollectionFactory(slug="en", is_public=True)
+    ingest(german, {"haus.txt": "Die Häuser stehen am Fluss."})
+    ingest(english, {"house.txt": "The houses stand by the river."})
+    # German stemming matches "Häuser" for "Häusern"; English stemming matches "houses".
+    de = search(SearchParams(query="Häusern", mode="keyword"), user=None)
+    assert _titles(de) == ["haus.txt"]
+    both = search(SearchParams(query="Häusern houses", mode="keyword"), user=None)
+    assert set(_titles(both)) == {"haus.txt", "house.txt"}
