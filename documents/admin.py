@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -137,7 +138,7 @@ class DocumentAdmin(admin.ModelAdmin):
 
     def upload_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_change_permission(request):
-            raise PermissionError
+            raise PermissionDenied
         form = DocumentUploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             files = form.cleaned_data["files"]

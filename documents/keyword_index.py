@@ -12,11 +12,14 @@ search is an inner product and IDF is always current. ``avgdl`` is taken when a 
 indexed; when the collection's average drifts by more than ``AVGDL_DRIFT`` the weights
 are rebuilt, so length normalisation stays within a few percent of exact.
 
-All statements are raw SQL over the rows of one document or collection, run inside the
-caller's transaction: chunk replacement and statistics change together or not at all.
+All statements are set-based raw SQL over the chunks of some documents (or of a whole
+collection), run inside the caller's transaction: chunk replacement and statistics change
+together or not at all.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.db import connection
 
@@ -31,67 +34,66 @@ _TERM_TF_SQL = """
     GROUP BY 1
 """
 
-_BM25_VECTOR_SQL = f"""
-    (SELECT ('{{' || string_agg(
-                 tt.idx || ':' || (tt.tf * (%(k1)s + 1.0)
-                     / (tt.tf + %(k1)s * (1.0 - %(b)s + %(b)s * c.keyword_length / %(avgdl)s))),
-                 ',' ORDER BY tt.idx)
-             || '}}/{1_000_000_000}')::sparsevec
-     FROM ({_TERM_TF_SQL}) AS tt)
+# The chunk's title/heading context is indexed with its text (see pipeline.keyword_context).
+_TSVECTOR_SQL = "to_tsvector(c.search_config::regconfig, c.context || ' ' || c.text)"
+
+_UPDATE_VECTORS_SQL = f"""
+    UPDATE documents_chunk c
+    SET search_vector = {_TSVECTOR_SQL}
+    WHERE {{where}};
+    UPDATE documents_chunk c
+    SET keyword_length = coalesce((SELECT sum(tt.tf) FROM ({_TERM_TF_SQL}) tt), 0)
+    WHERE {{where}};
+"""
+
+_UPDATE_BM25_SQL = f"""
+    UPDATE documents_chunk c
+    SET bm25 = (
+        SELECT ('{{{{' || string_agg(
+                    tt.idx || ':' || (tt.tf * (%(k1)s + 1.0)
+                        / (tt.tf + %(k1)s * (1.0 - %(b)s
+                           + %(b)s * c.keyword_length / greatest(s.indexed_avgdl, 1.0)))),
+                    ',' ORDER BY tt.idx)
+                || '}}}}/{1_000_000_000}')::sparsevec
+        FROM ({_TERM_TF_SQL}) AS tt)
+    FROM documents_collectiontermstats s
+    WHERE s.collection_id = c.collection_id AND {{where}}
 """
 
 
-def keyword_index_document(*, document_id: int) -> None:
-    """Index the (new) chunks of a document and add them to the collection statistics.
+def keyword_index_documents(*, document_ids: list[int]) -> None:
+    """Index the (new) chunks of these documents and add them to their collections'
+    statistics. Expects ``search_config`` and ``context`` set on the chunks."""
+    params = {"ids": list(document_ids), "k1": BM25_K1, "b": BM25_B}
+    where = "c.document_id = ANY(%(ids)s)"
+    with connection.cursor() as cursor:
+        for statement in _UPDATE_VECTORS_SQL.format(where=where).split(";"):
+            if statement.strip():
+                cursor.execute(statement, params)
+        _add_to_stats(cursor, document_ids=document_ids, sign=1)
+        cursor.execute(_UPDATE_BM25_SQL.format(where=where), params)
 
-    Expects ``search_config`` set on the chunks; fills ``search_vector``, ``keyword_length``
-    and ``bm25``.
-    """
+
+def keyword_unindex_documents(*, document_ids: list[int]) -> None:
+    """Remove the documents' current chunks from the statistics (before deleting them)."""
+    with connection.cursor() as cursor:
+        _add_to_stats(cursor, document_ids=document_ids, sign=-1)
+
+
+def collections_needing_rebuild(*, collection_ids: list[int]) -> list[int]:
+    """Collections whose average chunk length drifted from the one their weights use."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            UPDATE documents_chunk c
-            SET search_vector = to_tsvector(c.search_config::regconfig, c.text)
-            WHERE c.document_id = %s
+            SELECT collection_id FROM documents_collectiontermstats
+            WHERE collection_id = ANY(%s) AND chunk_count > 0
+              AND (indexed_avgdl <= 0
+                   OR abs(total_length::float8 / chunk_count - indexed_avgdl) / indexed_avgdl
+                      > %s)
             """,
-            [document_id],
+            [list(collection_ids), AVGDL_DRIFT],
         )
-        cursor.execute(
-            f"""
-            UPDATE documents_chunk c
-            SET keyword_length = coalesce((SELECT sum(tt.tf) FROM ({_TERM_TF_SQL}) tt), 0)
-            WHERE c.document_id = %s
-            """,
-            [document_id],
-        )
-        collection_id = _add_to_stats(cursor, document_id=document_id, sign=1)
-        avgdl = _indexed_avgdl(cursor, collection_id)
-        cursor.execute(
-            f"UPDATE documents_chunk c SET bm25 = {_BM25_VECTOR_SQL} WHERE c.document_id = %(doc)s",
-            {"k1": BM25_K1, "b": BM25_B, "avgdl": avgdl, "doc": document_id},
-        )
-
-
-def keyword_unindex_document(*, document_id: int) -> None:
-    """Remove a document's current chunks from the statistics (before deleting them)."""
-    with connection.cursor() as cursor:
-        _add_to_stats(cursor, document_id=document_id, sign=-1)
-
-
-def keyword_index_needs_rebuild(*, collection_id: int) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT chunk_count, total_length, indexed_avgdl
-            FROM documents_collectiontermstats WHERE collection_id = %s
-            """,
-            [collection_id],
-        )
-        row = cursor.fetchone()
-    if row is None or not row[0]:
-        return False
-    current = row[1] / row[0]
-    return row[2] <= 0 or abs(current - row[2]) / row[2] > AVGDL_DRIFT
+        return [row[0] for row in cursor.fetchall()]
 
 
 def keyword_index_rebuild_collection(*, collection_id: int) -> None:
@@ -99,113 +101,83 @@ def keyword_index_rebuild_collection(*, collection_id: int) -> None:
 
     Used when the collection's language changes or its average chunk length drifted.
     """
+    params: dict[str, Any] = {"collection": collection_id, "k1": BM25_K1, "b": BM25_B}
+    where = "c.collection_id = %(collection)s"
     with connection.cursor() as cursor:
+        for statement in _UPDATE_VECTORS_SQL.format(where=where).split(";"):
+            if statement.strip():
+                cursor.execute(statement, params)
         cursor.execute(
-            """
-            UPDATE documents_chunk c
-            SET search_vector = to_tsvector(c.search_config::regconfig, c.text)
-            WHERE c.collection_id = %s
-            """,
-            [collection_id],
-        )
-        cursor.execute(
-            f"""
-            UPDATE documents_chunk c
-            SET keyword_length = coalesce((SELECT sum(tt.tf) FROM ({_TERM_TF_SQL}) tt), 0)
-            WHERE c.collection_id = %s
-            """,
-            [collection_id],
-        )
-        cursor.execute(
-            "DELETE FROM documents_termdocumentfrequency WHERE collection_id = %s",
-            [collection_id],
+            "DELETE FROM documents_termdocumentfrequency WHERE collection_id = %(collection)s",
+            params,
         )
         cursor.execute(
             """
             INSERT INTO documents_termdocumentfrequency (collection_id, lexeme, df)
-            SELECT %s, t.lexeme, count(*)
+            SELECT %(collection)s, t.lexeme, count(*)
             FROM documents_chunk c, unnest(c.search_vector) AS t
-            WHERE c.collection_id = %s
+            WHERE c.collection_id = %(collection)s
             GROUP BY t.lexeme
             """,
-            [collection_id, collection_id],
+            params,
         )
         cursor.execute(
             """
             INSERT INTO documents_collectiontermstats
                 (collection_id, chunk_count, total_length, indexed_avgdl)
-            SELECT %s, count(*), coalesce(sum(keyword_length), 0),
+            SELECT %(collection)s, count(*), coalesce(sum(keyword_length), 0),
                    coalesce(avg(keyword_length), 0)
-            FROM documents_chunk WHERE collection_id = %s
+            FROM documents_chunk WHERE collection_id = %(collection)s
             ON CONFLICT (collection_id) DO UPDATE
             SET chunk_count = EXCLUDED.chunk_count,
                 total_length = EXCLUDED.total_length,
                 indexed_avgdl = EXCLUDED.indexed_avgdl
             """,
-            [collection_id, collection_id],
+            params,
         )
-        avgdl = _indexed_avgdl(cursor, collection_id)
-        cursor.execute(
-            f"UPDATE documents_chunk c SET bm25 = {_BM25_VECTOR_SQL} "
-            "WHERE c.collection_id = %(collection)s",
-            {"k1": BM25_K1, "b": BM25_B, "avgdl": avgdl, "collection": collection_id},
-        )
+        cursor.execute(_UPDATE_BM25_SQL.format(where=where), params)
 
 
-def _add_to_stats(cursor: object, *, document_id: int, sign: int) -> int:
-    """Add (sign=1) or subtract (sign=-1) a document's chunks to its collection's stats."""
-    cursor.execute(  # type: ignore[attr-defined]
-        """
-        SELECT d.collection_id, count(c.id), coalesce(sum(c.keyword_length), 0)
-        FROM documents_document d LEFT JOIN documents_chunk c ON c.document_id = d.id
-        WHERE d.id = %s GROUP BY d.collection_id
-        """,
-        [document_id],
-    )
-    collection_id, count, length = cursor.fetchone()  # type: ignore[attr-defined]
-    cursor.execute(  # type: ignore[attr-defined]
+def _add_to_stats(cursor: Any, *, document_ids: list[int], sign: int) -> None:
+    """Add (sign=1) or subtract (sign=-1) the documents' chunks to their collections."""
+    params = {"ids": list(document_ids), "sign": sign}
+    cursor.execute(
         """
         INSERT INTO documents_collectiontermstats
             (collection_id, chunk_count, total_length, indexed_avgdl)
-        VALUES (%(collection)s, %(count)s, %(length)s,
-                CASE WHEN %(count)s > 0 THEN %(length)s::float / %(count)s ELSE 0 END)
+        SELECT c.collection_id, %(sign)s * count(*), %(sign)s * sum(c.keyword_length),
+               CASE WHEN %(sign)s > 0 THEN avg(c.keyword_length) ELSE 0 END
+        FROM documents_chunk c WHERE c.document_id = ANY(%(ids)s)
+        GROUP BY c.collection_id ORDER BY c.collection_id
         ON CONFLICT (collection_id) DO UPDATE
-        SET chunk_count = documents_collectiontermstats.chunk_count + %(count)s,
-            total_length = documents_collectiontermstats.total_length + %(length)s
+        SET chunk_count = documents_collectiontermstats.chunk_count + EXCLUDED.chunk_count,
+            total_length = documents_collectiontermstats.total_length + EXCLUDED.total_length
         """,
-        {"collection": collection_id, "count": sign * count, "length": sign * length},
+        params,
     )
-    # Lexemes in a fixed order, so two workers updating the same hot rows (common
-    # words) lock them in the same order and cannot deadlock.
-    cursor.execute(  # type: ignore[attr-defined]
+    # Rows in a fixed order, so two workers updating the same hot rows (common words)
+    # lock them in the same order and cannot deadlock.
+    cursor.execute(
         """
         INSERT INTO documents_termdocumentfrequency (collection_id, lexeme, df)
-        SELECT %(collection)s, t.lexeme, %(sign)s * count(*)
+        SELECT c.collection_id, t.lexeme, %(sign)s * count(*)
         FROM documents_chunk c, unnest(c.search_vector) AS t
-        WHERE c.document_id = %(doc)s
-        GROUP BY t.lexeme ORDER BY t.lexeme
+        WHERE c.document_id = ANY(%(ids)s)
+        GROUP BY c.collection_id, t.lexeme ORDER BY c.collection_id, t.lexeme
         ON CONFLICT (collection_id, lexeme) DO UPDATE
         SET df = documents_termdocumentfrequency.df + EXCLUDED.df
         """,
-        {"collection": collection_id, "sign": sign, "doc": document_id},
+        params,
     )
     if sign < 0:
-        cursor.execute(  # type: ignore[attr-defined]
+        cursor.execute(
             """
-            DELETE FROM documents_termdocumentfrequency
-            WHERE collection_id = %(collection)s AND df <= 0 AND lexeme IN (
-                SELECT t.lexeme FROM documents_chunk c, unnest(c.search_vector) AS t
-                WHERE c.document_id = %(doc)s)
+            DELETE FROM documents_termdocumentfrequency f
+            USING (SELECT DISTINCT c.collection_id, t.lexeme
+                   FROM documents_chunk c, unnest(c.search_vector) AS t
+                   WHERE c.document_id = ANY(%(ids)s)) gone
+            WHERE f.collection_id = gone.collection_id AND f.lexeme = gone.lexeme
+              AND f.df <= 0
             """,
-            {"collection": collection_id, "doc": document_id},
+            params,
         )
-    return collection_id
-
-
-def _indexed_avgdl(cursor: object, collection_id: int) -> float:
-    cursor.execute(  # type: ignore[attr-defined]
-        "SELECT indexed_avgdl FROM documents_collectiontermstats WHERE collection_id = %s",
-        [collection_id],
-    )
-    row = cursor.fetchone()  # type: ignore[attr-defined]
-    return max(float(row[0]) if row else 1.0, 1.0)

@@ -79,6 +79,9 @@ class Document(models.Model):
     extracted_text = models.TextField(blank=True)
     page_count = models.PositiveIntegerField(null=True, blank=True)
     processing_started = models.DateTimeField(null=True, blank=True)
+    # Set when an attempt failed and a retry is scheduled with back-off; not claimable
+    # before then.
+    retry_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -116,6 +119,9 @@ class Chunk(models.Model):
     token_count = models.PositiveIntegerField(default=0)
     embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True)
     embedding_model = models.CharField(max_length=200, blank=True)
+    # Title and headings above the chunk that its text does not already start with;
+    # indexed with the text for keyword search (the contextual header of the embedding).
+    context = models.TextField(blank=True, default="")
     # A generated column cannot read the collection's language, so it is copied here.
     search_config = models.CharField(max_length=63, default="english")
     search_vector = SearchVectorField(null=True)
@@ -195,6 +201,7 @@ class PendingChunk(models.Model):
     last_page = models.PositiveIntegerField(null=True)
     heading_path = ArrayField(models.TextField(), default=list)
     token_count = models.PositiveIntegerField(default=0)
+    context = models.TextField(blank=True, default="")
     embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS)
     embedding_model = models.CharField(max_length=200)
 

@@ -15,23 +15,27 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
-from django.db.models import Q
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from documents.chunking import ChunkSpan, chunk_document, contextual_header, embedding_text
 from documents.embedding import EmbeddingError, active_model_name, embed_texts
 from documents.extraction import ExtractedText, ExtractionError, extract
 from documents.keyword_index import (
-    keyword_index_document,
-    keyword_index_needs_rebuild,
+    collections_needing_rebuild,
+    keyword_index_documents,
     keyword_index_rebuild_collection,
-    keyword_unindex_document,
+    keyword_unindex_documents,
 )
 from documents.models import Chunk, Document, PendingChunk
 from documents.tokenizer import MODEL_MAX_TOKENS, SPECIAL_TOKENS
 
 logger = logging.getLogger(__name__)
+CONTEXT_MAX_TOKENS = 64
+# A retry scheduled for `updated + delay` must find its document claimable.
+_CLOCK_SLACK = timedelta(seconds=2)
+_KILL_GRACE = timedelta(seconds=10)
 Status = Document.Status
 
 
@@ -59,10 +63,7 @@ def chunking_fingerprint(document: Document) -> str:
 
 def documents_process(*, document_ids: list[int]) -> None:
     works: list[_Work] = []
-    for document_id in document_ids:
-        document = _claim(document_id)
-        if document is None:
-            continue
+    for document in _claim(document_ids):
         try:
             works.append(_prepare(document))
         except ExtractionError as exc:
@@ -78,52 +79,78 @@ def documents_process(*, document_ids: list[int]) -> None:
         for work in works:
             _retry_or_fail(work.document, exc)
         return
-    for work in works:
-        try:
-            _finalize(work)
-        except Exception as exc:
+    try:
+        done = _finalize(works)
+    except Exception as exc:
+        for work in works:
             _retry_or_fail(work.document, exc)
+        return
+    for collection_id in collections_needing_rebuild(
+        collection_ids=sorted({work.document.collection_id for work in done})
+    ):
+        with transaction.atomic():
+            keyword_index_rebuild_collection(collection_id=collection_id)
 
 
 def claimable() -> Q:
-    """Pending documents, and those whose worker vanished mid-way (the broker re-delivers
-    a task after `retry` seconds; the stuck-document sweep does the same)."""
-    stale = timezone.now() - timedelta(seconds=settings.Q_CLUSTER["retry"])
-    return Q(status=Status.PENDING) | Q(status=Status.PROCESSING, processing_started__lt=stale)
+    """Documents a worker may take now: pending ones whose back-off has passed, and those
+    whose worker vanished mid-way (the broker re-delivers a task after `retry` seconds;
+    the stuck-document sweep does the same)."""
+    now = timezone.now()
+    due = Q(retry_at__isnull=True) | Q(retry_at__lte=now + _CLOCK_SLACK)
+    # django-q2 kills a task a few seconds past its timeout, so a document processing for
+    # longer than that has lost its worker (the broker's re-delivery comes later still).
+    stale = now - timedelta(seconds=settings.Q_CLUSTER["timeout"]) - _KILL_GRACE
+    return (Q(status=Status.PENDING) & due) | Q(
+        status=Status.PROCESSING, processing_started__lt=stale
+    )
 
 
 def documents_process_pending(
     *, collection_id: int | None = None, group_size: int = 32, progress: Any = None
-) -> None:
-    """Process every claimable document in this process (no worker needed)."""
+) -> int:
+    """Process every claimable document in this process (no worker needed).
+
+    Returns how many it took; documents whose retry is not due yet are left waiting.
+    """
+    taken = 0
     while True:
         queryset = Document.objects.filter(claimable())
         if collection_id is not None:
             queryset = queryset.filter(collection_id=collection_id)
         ids = list(queryset.order_by("id").values_list("id", flat=True)[:group_size])
         if not ids:
-            return
+            return taken
         documents_process(document_ids=ids)
+        taken += len(ids)
         if progress is not None:
             progress(len(ids))
 
 
-def _claim(document_id: int) -> Document | None:
-    """Mark a pending (or crashed mid-way) document as ours; None if there is nothing to do."""
+def _claim(document_ids: list[int]) -> list[Document]:
+    """Mark pending (or crashed mid-way) documents as ours, in one statement.
+
+    Rows another worker holds right now, or that are done or deleted, are skipped.
+    """
     with transaction.atomic():
-        document = (
-            Document.objects.select_for_update(skip_locked=True)
+        documents = list(
+            Document.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("collection")
-            .filter(claimable(), pk=document_id)
-            .first()
+            .filter(claimable(), pk__in=document_ids)
+            .order_by("pk")
         )
-        if document is None:
-            return None  # deleted, already done, or another worker holds it right now
+        now = timezone.now()
+        Document.objects.filter(pk__in=[d.pk for d in documents]).update(
+            status=Status.PROCESSING,
+            attempts=F("attempts") + 1,
+            processing_started=now,
+            updated=now,
+        )
+    for document in documents:
         document.status = Status.PROCESSING
         document.attempts += 1
-        document.processing_started = timezone.now()
-        document.save(update_fields=["status", "attempts", "processing_started", "updated"])
-        return document
+        document.processing_started = now
+    return documents
 
 
 def _prepare(document: Document) -> _Work:
@@ -164,13 +191,21 @@ def _header_budget() -> int:
 def _embed_and_stage(works: list[_Work]) -> None:
     model_name = active_model_name()
     header_tokens = _header_budget() if settings.CHUNK_CONTEXT_HEADER else 0
-    todo: list[tuple[_Work, int, ChunkSpan, str]] = []
+    todo: list[tuple[_Work, int, ChunkSpan, str, str]] = []
     for work in works:
         title = work.document.title or work.document.source_name or None
         for ordinal, span in enumerate(work.spans):
             if ordinal in work.done:
                 continue
             text = work.extracted.text[span.start : span.end]
+            # The keyword leg indexes the title and headings too, even when the header
+            # is not embedded, so a chunk deep in a section still matches its topic.
+            context = keyword_context(
+                contextual_header(
+                    title=title, heading_path=span.heading_path, max_tokens=CONTEXT_MAX_TOKENS
+                ),
+                text,
+            )
             header = (
                 contextual_header(
                     title=title, heading_path=span.heading_path, max_tokens=header_tokens
@@ -178,11 +213,14 @@ def _embed_and_stage(works: list[_Work]) -> None:
                 if header_tokens
                 else ""
             )
-            todo.append((work, ordinal, span, embedding_text(text, header)))
+            todo.append((work, ordinal, span, context, embedding_text(text, header)))
+    # Similar lengths in a batch waste less padding (sentence-transformers sorts only
+    # within one encode call, and we call it per batch so each batch can be stored).
+    todo.sort(key=lambda item: item[2].token_count)
     batch_size = settings.EMBEDDING_BATCH_SIZE
     for offset in range(0, len(todo), batch_size):
         batch = todo[offset : offset + batch_size]
-        vectors = embed_texts([item[3] for item in batch], batch_size=batch_size)
+        vectors = embed_texts([item[4] for item in batch], batch_size=batch_size)
         PendingChunk.objects.bulk_create(
             [
                 PendingChunk(
@@ -196,61 +234,101 @@ def _embed_and_stage(works: list[_Work]) -> None:
                     last_page=span.last_page,
                     heading_path=list(span.heading_path),
                     token_count=span.token_count,
+                    context=context,
                     embedding=vector,
                     embedding_model=model_name,
                 )
-                for (work, ordinal, span, _), vector in zip(batch, vectors, strict=True)
+                for (work, ordinal, span, context, _), vector in zip(batch, vectors, strict=True)
             ],
             ignore_conflicts=True,  # a re-delivered task may race a batch already stored
         )
 
 
-def _finalize(work: _Work) -> None:
-    """Swap the staged chunks in: search sees the old set or the new one, never half."""
-    document = work.document
+def keyword_context(header: str, text: str) -> str:
+    """The header's parts that the chunk text does not already begin with."""
+    parts = [part for part in header.strip().split(" > ") if part]
+    if parts and text.startswith(parts[-1]):
+        parts.pop()
+    return " > ".join(parts)
+
+
+def _finalize(works: list[_Work]) -> list[_Work]:
+    """Swap the staged chunks in, for all documents in one transaction: search sees each
+    document's old set or its new one, never half."""
     with transaction.atomic():
-        locked = Document.objects.select_for_update().filter(pk=document.pk).first()
-        if locked is None or locked.status != Status.PROCESSING:
-            return  # deleted, or finished by a duplicate delivery of the same task
-        staged = PendingChunk.objects.filter(document=document, fingerprint=work.fingerprint)
-        if staged.count() != len(work.spans):
-            raise RuntimeError("staged chunks are incomplete")  # retried, resumes
-        keyword_unindex_document(document_id=document.pk)
-        Chunk.objects.filter(document=document).delete()
-        collection = document.collection
-        Chunk.objects.bulk_create(
+        current = {
+            d.pk: d
+            for d in Document.objects.select_for_update()
+            .filter(pk__in=[w.document.pk for w in works])
+            .only("pk", "status")
+        }
+        staged = {
+            (row["document"], row["fingerprint"]): row["n"]
+            for row in PendingChunk.objects.filter(document__in=list(current))
+            .values("document", "fingerprint")
+            .annotate(n=Count("id"))
+        }
+        done: list[_Work] = []
+        for work in works:
+            document = current.get(work.document.pk)
+            if document is None or document.status != Status.PROCESSING:
+                continue  # deleted, or finished by a duplicate delivery of the same task
+            if staged.get((work.document.pk, work.fingerprint), 0) != len(work.spans):
+                raise RuntimeError(f"staged chunks of document {work.document.pk} are incomplete")
+            done.append(work)
+        ids = [work.document.pk for work in done]
+        if not ids:
+            return []
+        keyword_unindex_documents(document_ids=ids)
+        Chunk.objects.filter(document_id__in=ids).delete()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                INSERT INTO documents_chunk
+                    (document_id, collection_id, ordinal, text, char_start, char_end,
+                     first_page, last_page, heading_path, token_count, context, embedding,
+                     embedding_model, search_config, keyword_length, created)
+                SELECT p.document_id, d.collection_id, p.ordinal, p.text, p.char_start,
+                       p.char_end, p.first_page, p.last_page, p.heading_path, p.token_count,
+                       p.context, p.embedding, p.embedding_model, col.search_config, 0, now()
+                FROM unnest(%s::bigint[], %s::text[]) AS w(document_id, fingerprint)
+                JOIN documents_pendingchunk p
+                  ON p.document_id = w.document_id AND p.fingerprint = w.fingerprint
+                JOIN documents_document d ON d.id = p.document_id
+                JOIN documents_collection col ON col.id = d.collection_id
+                ORDER BY p.document_id, p.ordinal
+                """,
+                [ids, [work.fingerprint for work in done]],
+            )
+        keyword_index_documents(document_ids=ids)
+        PendingChunk.objects.filter(document_id__in=ids).delete()
+        model = active_model_name()
+        for work in done:
+            document = work.document
+            document.status = Status.READY
+            document.error = ""
+            document.chunk_count = len(work.spans)
+            document.embedding_model = model
+            document.extracted_text = work.extracted.text
+            document.page_count = work.extracted.page_count
+            document.processing_started = None
+            document.updated = timezone.now()
+        Document.objects.bulk_update(
+            [work.document for work in done],
             [
-                Chunk(
-                    document=document,
-                    collection=collection,
-                    ordinal=row.ordinal,
-                    text=row.text,
-                    char_start=row.char_start,
-                    char_end=row.char_end,
-                    first_page=row.first_page,
-                    last_page=row.last_page,
-                    heading_path=row.heading_path,
-                    token_count=row.token_count,
-                    embedding=row.embedding,
-                    embedding_model=row.embedding_model,
-                    search_config=collection.search_config,
-                )
-                for row in staged.order_by("ordinal")
-            ]
+                "status",
+                "error",
+                "chunk_count",
+                "embedding_model",
+                "extracted_text",
+                "page_count",
+                "processing_started",
+                "title",
+                "mime_type",
+                "updated",
+            ],
         )
-        keyword_index_document(document_id=document.pk)
-        PendingChunk.objects.filter(document=document).delete()
-        document.status = Status.READY
-        document.error = ""
-        document.chunk_count = len(work.spans)
-        document.embedding_model = active_model_name()
-        document.extracted_text = work.extracted.text
-        document.page_count = work.extracted.page_count
-        document.processing_started = None
-        document.save()
-    if keyword_index_needs_rebuild(collection_id=document.collection_id):
-        with transaction.atomic():
-            keyword_index_rebuild_collection(collection_id=document.collection_id)
+    return done
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -271,12 +349,17 @@ def _retry_or_fail(document: Document, exc: Exception) -> None:
         _fail(document, f"{reason} (gave up after {document.attempts} attempts)")
         return
     logger.warning("document %s attempt %s failed: %s", document.pk, document.attempts, reason)
+    delay = retry_delay(document.attempts)
     Document.objects.filter(pk=document.pk).update(
-        status=Status.PENDING, error=reason[:2000], processing_started=None, updated=timezone.now()
+        status=Status.PENDING,
+        error=reason[:2000],
+        processing_started=None,
+        retry_at=timezone.now() + delay,
+        updated=timezone.now(),
     )
     from documents.tasks import schedule_retry  # tasks import this module
 
-    schedule_retry(document_id=document.pk, delay=retry_delay(document.attempts))
+    schedule_retry(document_id=document.pk, delay=delay)
 
 
 def _describe(exc: Exception) -> str:

@@ -74,7 +74,7 @@ class DocumentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_status_url(self, document: Document) -> str:
-        path = reverse("document-detail", args=[document.pk])
+        path = reverse("api-document-detail", args=[document.pk])
         request = self.context.get("request")
         return request.build_absolute_uri(path) if request else path
 

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from documents.extraction import ExtractionError, detect_mime_type
-from documents.keyword_index import keyword_unindex_document
+from documents.keyword_index import keyword_unindex_documents
 from documents.models import Chunk, Collection, Document
 from documents.tasks import enqueue_documents
 
@@ -224,6 +224,7 @@ def document_replace_content(
         document.status = Document.Status.PENDING
         document.error = ""
         document.attempts = 0
+        document.retry_at = None
         document.save()
         transaction.on_commit(lambda: document.original.storage.delete(old_file))
         enqueue_documents([(document.pk, document.size)])
@@ -236,7 +237,7 @@ def document_delete(*, document: Document) -> None:
         locked = Document.objects.select_for_update().filter(pk=document.pk).first()
         if locked is None:
             return
-        keyword_unindex_document(document_id=document.pk)
+        keyword_unindex_documents(document_ids=[document.pk])
         name = document.original.name
         storage = document.original.storage
         document.delete()
@@ -247,7 +248,11 @@ def document_retry(*, document: Document) -> Document:
     """Queue a document again (failed, or to re-embed); attempts start over."""
     with transaction.atomic():
         Document.objects.filter(pk=document.pk).update(
-            status=Document.Status.PENDING, attempts=0, error="", updated=timezone.now()
+            status=Document.Status.PENDING,
+            attempts=0,
+            error="",
+            retry_at=None,
+            updated=timezone.now(),
         )
         enqueue_documents([(document.pk, document.size)])
     document.refresh_from_db()
@@ -265,7 +270,11 @@ def documents_reembed(*, collection: Collection | None = None) -> int:
     with transaction.atomic():
         rows = list(queryset.values_list("pk", "size"))
         Document.objects.filter(pk__in=[pk for pk, _ in rows]).update(
-            status=Document.Status.PENDING, attempts=0, error="", updated=timezone.now()
+            status=Document.Status.PENDING,
+            attempts=0,
+            error="",
+            retry_at=None,
+            updated=timezone.now(),
         )
         enqueue_documents(rows)
     return len(rows)
@@ -274,28 +283,31 @@ def documents_reembed(*, collection: Collection | None = None) -> int:
 def documents_sweep_stuck() -> int:
     """Documents left `processing` past the task timeout: their worker died.
 
-    Re-queue them, or fail them once they used up their attempts. Returns how many.
+    Re-queue them, or fail them once they used up their attempts. Each update re-checks
+    the row, so a document another worker claimed meanwhile is left alone. Returns how
+    many were swept.
     """
-    cutoff = timezone.now() - timedelta(seconds=settings.Q_CLUSTER["retry"])
-    stuck = list(
-        Document.objects.filter(
-            status=Document.Status.PROCESSING, processing_started__lt=cutoff
-        ).values_list("pk", "size", "attempts")
+    cutoff = timezone.now() - timedelta(seconds=settings.Q_CLUSTER["timeout"] + 10)
+    stuck = Document.objects.filter(
+        status=Document.Status.PROCESSING, processing_started__lt=cutoff
     )
     requeue = []
+    swept = 0
     with transaction.atomic():
-        for pk, size, attempts in stuck:
+        for pk, size, attempts in stuck.values_list("pk", "size", "attempts"):
+            row = stuck.filter(pk=pk, attempts=attempts)
             if attempts >= settings.INGEST_MAX_ATTEMPTS:
-                Document.objects.filter(pk=pk).update(
+                swept += row.update(
                     status=Document.Status.FAILED,
                     error=f"the worker stopped while processing it ({attempts} attempts)",
                     processing_started=None,
+                    updated=timezone.now(),
                 )
-            else:
-                Document.objects.filter(pk=pk).update(status=Document.Status.PENDING)
+            elif row.update(status=Document.Status.PENDING, retry_at=None, updated=timezone.now()):
+                swept += 1
                 requeue.append((pk, size))
         enqueue_documents(requeue)
-    return len(stuck)
+    return swept
 
 
 def collection_delete(*, collection: Collection) -> None:

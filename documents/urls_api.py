@@ -3,6 +3,6 @@ from rest_framework.routers import SimpleRouter
 from documents.apis import CollectionViewSet, DocumentViewSet
 
 router = SimpleRouter()
-router.register("collections", CollectionViewSet, basename="collection")
-router.register("documents", DocumentViewSet, basename="document")
+router.register("collections", CollectionViewSet, basename="api-collection")
+router.register("documents", DocumentViewSet, basename="api-document")
 urlpatterns = router.urls

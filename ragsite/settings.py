@@ -181,7 +181,7 @@ Q_CLUSTER = {
     # A task running longer than `timeout` is killed; the broker re-delivers a task whose
     # worker vanished after `retry` seconds, so `timeout` must stay below `retry`.
     "timeout": TASK_TIMEOUT,
-    "retry": TASK_TIMEOUT + 60,
+    "retry": TASK_TIMEOUT + env.int("TASK_RETRY_MARGIN", default=60),
     # We schedule our own retries with back-off (documents/services.py), so the broker
     # delivers a task at most twice (a crash re-delivery), never endlessly.
     "max_attempts": 2,

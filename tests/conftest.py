@@ -4,6 +4,7 @@ database on it."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,14 @@ def embedded_postgres() -> Any:
     return ensure_server(
         Path(options["embedded_pgdata"]), database=settings.DATABASES["default"]["NAME"]
     )
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """A test database per pytest process, so two runs on one server never collide."""
+    from pytest_django.fixtures import _set_suffix_to_test_databases
+
+    _set_suffix_to_test_databases(suffix=str(os.getpid()))
 
 
 @pytest.fixture(scope="session")

@@ -36,10 +36,14 @@ def render_snippet(headline: str) -> str:
 
 
 def search(
-    params: SearchParams, *, user: AbstractBaseUser | AnonymousUser | None
+    params: SearchParams,
+    *,
+    user: AbstractBaseUser | AnonymousUser | None,
+    full_access: bool = False,
 ) -> SearchResponse:
-    """Run a search as `user` sees the collections. The same path serves the API, the
-    page and the evaluation."""
+    """Run a search as `user` sees the collections (management commands and the
+    evaluation pass `full_access`). The same path serves the API, the page and the
+    evaluation."""
     parsed = parse_query(params.query)
     if not parsed.text.strip():
         raise QueryError("query: needs at least one word to search for")
@@ -49,7 +53,7 @@ def search(
         started = time.perf_counter()
         embedding = embed_query(parsed.text)
         timing["embedding_ms"] = (time.perf_counter() - started) * 1000
-    return _execute(params, parsed, embedding, user=user, timing=timing)
+    return _execute(params, parsed, embedding, user=user, timing=timing, full_access=full_access)
 
 
 def search_similar(
@@ -79,6 +83,7 @@ def _execute(
     user: AbstractBaseUser | AnonymousUser | None,
     timing: dict[str, float],
     exclude_chunk_id: int | None = None,
+    full_access: bool = False,
 ) -> SearchResponse:
     chunk_filters, filter_params = chunk_filter_sql(
         params.filters,
@@ -94,7 +99,7 @@ def _execute(
     if use_mmr:
         limit = max(params.top_k * MMR_POOL_FACTOR, 50)
     sql = build_search_sql(mode=params.mode, chunk_filters=chunk_filters, with_embeddings=use_mmr)
-    authenticated = bool(user is not None and user.is_authenticated)
+    authenticated = full_access or bool(user is not None and user.is_authenticated)
     sql_params: dict[str, Any] = {
         "authenticated": authenticated,
         "collection_slugs": params.filters.collections,
@@ -124,6 +129,8 @@ def _execute(
                 " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
                 [str(max(40, min(1000, params.semantic_depth)))],
             )
+            if params.exact:
+                cursor.execute("SELECT set_config('enable_indexscan', 'off', true)")
         cursor.execute(sql, sql_params)
         rows = cursor.fetchall()
         results = [_result(row) for row in rows]

@@ -35,6 +35,8 @@ class SearchParams:
     mmr_lambda: float | None = None
     neighbors: int = 0
     group_by_document: bool = False
+    # Exact nearest neighbours (no HNSW): for measuring the index, not for serving.
+    exact: bool = False
 
 
 @dataclass

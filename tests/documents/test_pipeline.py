@@ -98,6 +98,10 @@ def test_model_failure_retries_with_backoff_then_fails_and_can_be_retried(
     retry = Schedule.objects.get(name__startswith=f"retry document {document.pk}")
     delay = retry.next_run - timezone.now()
     assert timedelta(seconds=20) < delay <= timedelta(seconds=30)
+    documents_process(document_ids=[document.pk])  # not due yet: nothing happens
+    document.refresh_from_db()
+    assert document.status == "pending" and document.attempts == 1
+    Document.objects.filter(pk=document.pk).update(retry_at=timezone.now())  # time passes
     documents_process(document_ids=[document.pk])
     document.refresh_from_db()
     assert document.status == "failed" and "gave up after 2 attempts" in document.error
@@ -133,7 +137,7 @@ def test_chunks_swap_atomically_while_reprocessing(collection: Any, ingest: Any)
     from documents.pipeline import _claim, _prepare
 
     Document.objects.filter(pk=document.pk).update(status="pending")
-    claimed = _claim(document.pk)
+    (claimed,) = _claim([document.pk])
     work = _prepare(claimed)
     PendingChunk.objects.create(
         document=document,

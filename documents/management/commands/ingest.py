@@ -99,13 +99,15 @@ class Command(BaseCommand):
                 return documents.filter(status__in=["ready", "failed"]).count()
 
             # Work alongside any running worker: claiming is safe between processes,
-            # and with no worker this process does all of it.
-            documents_process_pending(
-                collection_id=collection.pk, progress=lambda _: bar.update(finished() - bar.n)
-            )
-            while (done := finished()) < len(ids):  # a worker still holds some
+            # and with no worker this process does all of it (retries too, once due).
+            while (done := finished()) < len(ids):
                 bar.update(done - bar.n)
-                time.sleep(0.5)
+                taken = documents_process_pending(
+                    collection_id=collection.pk,
+                    progress=lambda _: bar.update(finished() - bar.n),
+                )
+                if not taken:
+                    time.sleep(0.5)  # a worker holds some, or a retry is not due yet
             bar.update(finished() - bar.n)
         counts = dict(documents.values_list("status").annotate(n=Count("id")))
         self.stdout.write(f"ready: {counts.get('ready', 0)}, failed: {counts.get('failed', 0)}")

@@ -1,0 +1,278 @@
+"""Ingestion through a REAL django-q2 worker (``manage.py qcluster``) in its own process:
+uploads through the API are processed by it, and a worker killed in the middle of a
+document neither publishes half a document nor loses it.
+
+The worker talks to the test database on the same PostgreSQL server, so these tests use
+committed transactions (``transaction=True``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from rest_framework.test import APIClient
+
+from documents.chunking import chunk_document
+from documents.extraction import extract
+from documents.models import Chunk, Document, PendingChunk
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+BASE_DIR = Path(settings.BASE_DIR)
+# The worker's task time limit: long enough for a fresh worker to load the model and
+# embed ~50 chunks on a busy two-core machine. The broker re-delivers a dead worker's
+# task TASK_TIMEOUT + TASK_RETRY_MARGIN seconds after handing it out (settings.py); a
+# document counts as abandoned TASK_TIMEOUT + 10 s after it was claimed.
+TASK_TIMEOUT = 25
+TASK_RETRY_MARGIN = 15
+
+
+class Worker:
+    """A `manage.py qcluster` process group, its output in a log file."""
+
+    def __init__(self, process: subprocess.Popen[bytes], log_path: Path) -> None:
+        self.process = process
+        self.log_path = log_path
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the whole group: the cluster and every process it forked."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.alive():
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.process.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()  # forked children that outlived their parent, too
+
+
+def _database_url() -> str:
+    params = connection.get_connection_params()
+    return (
+        f"postgres://{params['user']}@/{connection.settings_dict['NAME']}"
+        f"?host={params.get('host') or 'localhost'}&port={params.get('port') or 5432}"
+    )
+
+
+def wait_until(
+    condition: Callable[[], Any], *, timeout: float, what: str, workers: list[Worker]
+) -> Any:
+    """Poll until `condition()` is truthy; on timeout fail with the workers' output."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    logs = "\n".join(f"--- {w.log_path.name} ---\n{w.output()}" for w in workers)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{logs}")
+
+
+@pytest.fixture
+def start_worker(
+    transactional_db: None, settings: Any, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Worker]]:
+    """Start a real worker on the test database; stopped (whole group) on teardown, its
+    output shown when the test failed.
+
+    Depends on `transactional_db` so the worker is gone before the database is flushed.
+    """
+    workers: list[Worker] = []
+    failures_before = request.session.testsfailed
+
+    def start(**extra_env: str) -> Worker:
+        env = {
+            **os.environ,
+            "DATABASE_URL": _database_url(),
+            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "TASK_TIMEOUT": str(TASK_TIMEOUT),
+            "TASK_RETRY_MARGIN": str(TASK_RETRY_MARGIN),
+            "WORKERS": "1",
+            "LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+            **extra_env,
+        }
+        log_path = tmp_path / f"worker-{len(workers) + 1}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "manage.py", "qcluster"],
+                cwd=BASE_DIR,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, to kill what it forks
+            )
+        worker = Worker(process, log_path)
+        workers.append(worker)
+        wait_until(
+            lambda: "running." in worker.output() or not worker.alive(),
+            timeout=60,
+            what="the worker to start",
+            workers=[worker],
+        )
+        assert worker.alive(), f"the worker exited:\n{worker.output()}"
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+    if request.session.testsfailed > failures_before:
+        capture = request.config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled():
+            for worker in workers:
+                print(f"\n--- {worker.log_path.name} ---\n{worker.output()}")
+
+
+def _upload(client: APIClient, collection: Any, name: str, data: bytes) -> int:
+    response = client.post(
+        "/api/v1/documents/",
+        {"collection": collection.slug, "file": SimpleUploadedFile(name, data)},
+        format="multipart",
+    )
+    assert response.status_code == 202, response.content
+    return response.json()["id"]
+
+
+def _statuses(ids: list[int]) -> dict[int, str]:
+    return dict(Document.objects.filter(pk__in=ids).values_list("pk", "status"))
+
+
+def test_uploads_are_processed_by_a_real_worker(
+    start_worker: Callable[..., Worker], user_client: APIClient, collection: Any
+) -> None:
+    worker = start_worker()
+    text = "\n\n".join(
+        f"Paragraph {i}: mitochondria produce ATP through oxidative phosphorylation, "
+        f"step {i} of the respiratory chain." * 4
+        for i in range(12)
+    )
+    first = _upload(user_client, collection, "cells.txt", text.encode())
+    wait_until(
+        lambda: _statuses([first])[first] in ("ready", "failed"),
+        timeout=90,
+        what="the uploaded document to be processed",
+        workers=[worker],
+    )
+    document = Document.objects.get(pk=first)
+    assert document.status == "ready", document.error
+    assert document.chunk_count > 1
+    ordinals = list(Chunk.objects.filter(document=document).values_list("ordinal", flat=True))
+    assert ordinals == list(range(document.chunk_count))
+    detail = user_client.get(f"/api/v1/documents/{first}/").json()
+    assert detail["status"] == "ready" and detail["chunk_count"] == document.chunk_count
+
+    # Several small files at once: the worker takes them together and finishes them all.
+    ids = [
+        _upload(
+            user_client,
+            collection,
+            f"note-{i}.md",
+            f"# Note {i}\n\nGlycolysis step {i} turns glucose into pyruvate.".encode(),
+        )
+        for i in range(5)
+    ]
+    wait_until(
+        lambda: set(_statuses(ids).values()) <= {"ready", "failed"},
+        timeout=90,
+        what="the batch of small documents",
+        workers=[worker],
+    )
+    assert _statuses(ids) == dict.fromkeys(ids, "ready")
+    assert Chunk.objects.filter(document_id__in=ids).count() == 5
+    assert not PendingChunk.objects.exists()
+
+
+def _long_text(paragraphs: int = 48) -> str:
+    rng = random.Random(7)
+    words = (
+        "protein enzyme membrane energy transport signal receptor gene expression pathway "
+        "molecule structure binding regulation ribosome nucleus kinase substrate"
+    ).split()
+    return "\n\n".join(
+        f"Section {i}. " + " ".join(rng.choice(words) for _ in range(150)) + "."
+        for i in range(paragraphs)
+    )
+
+
+@pytest.mark.timeout(280)
+def test_a_worker_killed_mid_document_publishes_nothing_and_a_new_one_finishes_it(
+    start_worker: Callable[..., Worker], user_client: APIClient, collection: Any
+) -> None:
+    batch_size = 4
+    data = _long_text().encode()
+    clean_spans = chunk_document(
+        extract(data, filename="long.txt"),
+        max_tokens=settings.CHUNK_MAX_TOKENS,
+        overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
+    )
+    clean_count = len(clean_spans)
+    assert clean_count >= 40  # many batches of 4: the kill lands between two of them
+
+    first = start_worker(EMBEDDING_BATCH_SIZE=str(batch_size))
+    document_id = _upload(user_client, collection, "long.txt", data)
+    staged = wait_until(
+        lambda: PendingChunk.objects.filter(document_id=document_id).count() >= batch_size,
+        timeout=90,
+        what="the first batch of embeddings to be stored",
+        workers=[first],
+    )
+    first.kill()
+    assert staged
+
+    # Nothing half-done is visible: no chunks, not ready; the stored batches are kept.
+    document = Document.objects.get(pk=document_id)
+    assert document.status == "processing"
+    assert Chunk.objects.filter(document_id=document_id).count() == 0
+    kept = PendingChunk.objects.filter(document_id=document_id).count()
+    assert batch_size <= kept < clean_count
+
+    # Recovery, with no hand-made database edits: a new worker starts at once; the broker
+    # re-delivers the dead worker's task TASK_TIMEOUT + TASK_RETRY_MARGIN seconds after it
+    # was handed out, by when the document counts as abandoned, and the new worker resumes
+    # from the stored batches.
+    second = start_worker(EMBEDDING_BATCH_SIZE=str(batch_size))
+    wait_until(
+        lambda: _statuses([document_id])[document_id] in ("ready", "failed"),
+        timeout=TASK_TIMEOUT + TASK_RETRY_MARGIN + 60,
+        what="the new worker to finish the document",
+        workers=[first, second],
+    )
+    document.refresh_from_db()
+    assert document.status == "ready", document.error
+    chunks = list(
+        Chunk.objects.filter(document_id=document_id)
+        .order_by("ordinal")
+        .values_list("ordinal", "char_start", "char_end")
+    )
+    # Exactly the chunks a clean, uninterrupted run makes: no gap, no duplicate.
+    assert [ordinal for ordinal, _, _ in chunks] == list(range(clean_count))
+    assert [(start, end) for _, start, end in chunks] == [(s.start, s.end) for s in clean_spans]
+    assert document.chunk_count == clean_count
+    assert not PendingChunk.objects.filter(document_id=document_id).exists()
