@@ -21,6 +21,7 @@ class TokenViewSet(
 
     serializer_class = TokenSerializer
     permission_classes = [permissions.IsAuthenticated]
+    queryset = ApiToken.objects.none()  # for the schema; get_queryset scopes to the caller
 
     def get_queryset(self) -> QuerySet[ApiToken]:
         return ApiToken.objects.filter(user=self.request.user)

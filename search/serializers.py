@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from search.retrieval import MODES, Filters
@@ -39,6 +40,7 @@ class FiltersSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_field(FiltersSerializer)
 class JSONFiltersField(serializers.Field):
     """Filters as a JSON object (a JSON string in GET query parameters)."""
 

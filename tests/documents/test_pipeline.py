@@ -179,3 +179,13 @@ def test_model_change_uses_only_active_model_chunks_until_reembedded(
     documents_process(document_ids=[document.pk])
     assert set(Chunk.objects.values_list("embedding_model", flat=True)) == {"minilm-v2-renamed"}
     assert search(query, user=None).total == 1
+
+
+def test_migrate_installs_the_periodic_stuck_document_sweep(db: None) -> None:
+    from django.core.management import call_command
+
+    Schedule.objects.filter(name="sweep stuck documents").delete()
+    call_command("migrate", verbosity=0)
+    schedule = Schedule.objects.get(name="sweep stuck documents")
+    assert schedule.func == "documents.tasks.sweep_stuck_documents"
+    assert schedule.schedule_type == Schedule.MINUTES and schedule.repeats == -1
