@@ -16,3 +16,13 @@ graceful_timeout = 30
 keepalive = 5
 accesslog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
+
+
+def post_worker_init(worker: object) -> None:
+    """Load the embedding model before the first request instead of during it.
+
+    Only the served processes pay for it; `manage.py` commands stay light.
+    """
+    from documents.embedding import get_model
+
+    get_model()

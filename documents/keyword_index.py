@@ -35,7 +35,11 @@ _TERM_TF_SQL = """
 """
 
 # The chunk's title/heading context is indexed with its text (see pipeline.keyword_context).
-_TSVECTOR_SQL = "to_tsvector(c.search_config::regconfig, c.context || ' ' || c.text)"
+# Angle brackets become spaces first: PostgreSQL's parser would otherwise take text such
+# as "<script>...</script>" in a plain-text document for markup and drop words from it.
+_TSVECTOR_SQL = (
+    "to_tsvector(c.search_config::regconfig, translate(c.context || ' ' || c.text, '<>', '  '))"
+)
 
 _UPDATE_VECTORS_SQL = f"""
     UPDATE documents_chunk c

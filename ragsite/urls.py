@@ -19,5 +19,6 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("documents/", include("documents.urls")),
     path("", include("search.urls")),
 ]

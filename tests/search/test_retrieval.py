@@ -133,6 +133,9 @@ def test_snippets_mark_terms_and_escape_html(db: None, ingest: Any) -> None:
     result = search(SearchParams(query="enzyme script", mode="keyword"), user=None).results[0]
     assert "<mark>enzyme</mark>" in result.snippet
     assert "<script>" not in result.snippet and "&lt;" in result.snippet
+    # Words inside what looks like markup in a text document are still searchable.
+    found = search(SearchParams(query="xss", mode="keyword"), user=None)
+    assert [r.source_name for r in found.results] == ["x.txt"]
 
 
 def test_result_carries_citation_and_explanation(corpus: Any) -> None:

@@ -1,0 +1,262 @@
+"""What the search page shows: the form's state, the results as cards, pagination and the
+empty states. The view only renders what `search_page_context` returns."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, Q
+from django.http import QueryDict
+from django.urls import reverse
+from django.utils.http import urlencode
+
+from documents.models import Document
+from documents.selectors import collection_list_readable, document_list_readable
+from search.forms import MODE_LABELS, SearchForm
+from search.retrieval import Filters, QueryError, SearchParams, SearchResult, search
+
+PAGE_SIZE = 10
+UPLOAD_URL = "/admin/documents/document/upload/"
+
+User = AbstractBaseUser | AnonymousUser
+
+
+@dataclass(frozen=True)
+class Library:
+    """How many readable documents there are, and how many are not searchable yet."""
+
+    documents: int
+    busy: int  # pending or processing
+    failed: int
+
+
+@dataclass(frozen=True)
+class LegExplanation:
+    name: str
+    rank: int | None
+    score: str | None
+    measure: str  # what the score is
+    used: bool  # whether the mode runs this leg at all
+
+
+@dataclass(frozen=True)
+class ResultCard:
+    result: SearchResult
+    url: str
+    pages: str
+    collection_name: str
+    heading: str
+    legs: list[LegExplanation]
+    fused: str  # how the final score came about
+
+
+@dataclass(frozen=True)
+class PageLink:
+    number: int
+    url: str
+    current: bool
+
+
+@dataclass(frozen=True)
+class Pagination:
+    number: int
+    count: int
+    previous_url: str | None
+    next_url: str | None
+    links: list[PageLink]
+
+
+def library_status(*, user: User) -> Library:
+    counts = document_list_readable(user=user).aggregate(
+        documents=Count("id"),
+        busy=Count(
+            "id", filter=Q(status__in=[Document.Status.PENDING, Document.Status.PROCESSING])
+        ),
+        failed=Count("id", filter=Q(status=Document.Status.FAILED)),
+    )
+    return Library(**counts)
+
+
+def pages_label(first: int | None, last: int | None) -> str:
+    if first is None:
+        return ""
+    if last is None or last == first:
+        return f"p. {first}"
+    return f"pp. {first}–{last}"
+
+
+def document_url(document_id: int, chunk_id: int | None = None) -> str:
+    url = reverse("document-detail", args=[document_id])
+    if chunk_id is None:
+        return url
+    return f"{url}?{urlencode({'chunk': chunk_id})}#chunk-{chunk_id}"
+
+
+def page_url(data: QueryDict, **changes: Any) -> str:
+    """This search's URL with some parameters changed (None removes one)."""
+    query = data.copy()
+    for key, value in changes.items():
+        query.pop(key, None)
+        if value is not None and not (key == "page" and value == 1):
+            query[key] = str(value)
+    return "?" + query.urlencode()
+
+
+def _number(value: float | None, digits: int) -> str | None:
+    return None if value is None else f"{value:.{digits}f}"
+
+
+def explain(result: SearchResult, *, mode: str) -> tuple[list[LegExplanation], str]:
+    """Each leg's rank and score, and how the final score was made from them."""
+    defaults = settings.SEARCH_DEFAULTS
+    legs = [
+        LegExplanation(
+            name="Keyword (BM25)",
+            rank=result.keyword_rank,
+            score=_number(result.keyword_score, 3),
+            measure="BM25 score",
+            used=mode in ("hybrid", "keyword"),
+        ),
+        LegExplanation(
+            name="Semantic (embedding)",
+            rank=result.semantic_rank,
+            score=_number(result.semantic_score, 3),
+            measure="cosine similarity",
+            used=mode in ("hybrid", "semantic"),
+        ),
+    ]
+    if mode == "keyword":
+        return legs, f"{result.score:.3f} (the BM25 score)"
+    if mode == "semantic":
+        return legs, f"{result.score:.3f} (the cosine similarity)"
+    rrf_k = defaults["rrf_k"]
+    terms = []
+    for rank, weight in (
+        (result.keyword_rank, defaults["keyword_weight"]),
+        (result.semantic_rank, defaults["semantic_weight"]),
+    ):
+        if rank is not None:
+            prefix = "" if weight == 1 else f"{weight:g} × "
+            terms.append(f"{prefix}1/({rrf_k} + {rank})")
+    return legs, f"{result.score:.4f} = " + " + ".join(terms) + " (reciprocal rank fusion)"
+
+
+def result_card(result: SearchResult, *, mode: str, collection_names: dict[str, str]) -> ResultCard:
+    legs, fused = explain(result, mode=mode)
+    return ResultCard(
+        result=result,
+        url=document_url(result.document_id, result.chunk_id),
+        pages=pages_label(result.first_page, result.last_page),
+        collection_name=collection_names.get(result.collection, result.collection),
+        heading=" › ".join(result.heading_path),
+        legs=legs,
+        fused=fused,
+    )
+
+
+def pagination(data: QueryDict, *, number: int, total: int) -> Pagination | None:
+    count = math.ceil(total / PAGE_SIZE)
+    if count <= 1:
+        return None
+    window = range(max(1, number - 2), min(count, number + 2) + 1)
+    return Pagination(
+        number=number,
+        count=count,
+        previous_url=page_url(data, page=number - 1) if number > 1 else None,
+        next_url=page_url(data, page=number + 1) if number < count else None,
+        links=[PageLink(n, page_url(data, page=n), n == number) for n in window],
+    )
+
+
+def result_count_label(total: int) -> str:
+    """`total` counts the candidates both legs found (each capped at its depth), so past
+    the depth it is a lower bound."""
+    depth = min(
+        settings.SEARCH_DEFAULTS["keyword_depth"], settings.SEARCH_DEFAULTS["semantic_depth"]
+    )
+    if total >= depth:
+        return f"About {total} results"
+    return f"{total} result{'' if total == 1 else 's'}"
+
+
+def _initial(data: QueryDict) -> dict[str, Any]:
+    mode = data.get("mode")
+    return {
+        "mode": mode if mode in MODE_LABELS else "hybrid",
+        "collection": data.getlist("collection"),
+    }
+
+
+def search_page_context(*, data: QueryDict, user: User) -> dict[str, Any]:
+    collections = list(collection_list_readable(user=user).only("name", "slug"))
+    if "q" in data:
+        form = SearchForm(data, collections=collections)
+    else:  # not searched yet; a link may still preselect the mode or collection
+        form = SearchForm(collections=collections, initial=_initial(data))
+    context: dict[str, Any] = {
+        "form": form,
+        "library": library_status(user=user),
+        "collection_count": len(collections),
+        "max_query_chars": settings.SEARCH_MAX_QUERY_CHARS,
+        "upload_url": UPLOAD_URL,
+        "searched": False,
+    }
+    if form.is_bound and form.is_valid():
+        names = {c.slug: c.name for c in collections}
+        context.update(_search_results(form, data=data, user=user, collection_names=names))
+    return context
+
+
+def _search_results(
+    form: SearchForm, *, data: QueryDict, user: User, collection_names: dict[str, str]
+) -> dict[str, Any]:
+    """Run the form's search; a query the service rejects becomes a form error."""
+    values = form.cleaned_data
+    number = values["page"]
+    offset = (number - 1) * PAGE_SIZE
+    slugs = values["collection"]
+    params = SearchParams(
+        query=values["q"],
+        mode=values["mode"],
+        top_k=PAGE_SIZE,
+        offset=offset,
+        filters=Filters(collections=slugs) if slugs else Filters(),
+        **settings.SEARCH_DEFAULTS,
+    )
+    started = time.perf_counter()
+    try:
+        response = search(params, user=user)
+    except QueryError as exc:
+        message = str(exc).split(": ", 1)[-1]
+        form.add_error("q", message[:1].upper() + message[1:] + ".")
+        return {}
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    cards = [
+        result_card(result, mode=params.mode, collection_names=collection_names)
+        for result in response.results
+    ]
+    return {
+        "searched": True,
+        "query": params.query,
+        "mode_label": MODE_LABELS[params.mode],
+        "cards": cards,
+        "count_label": result_count_label(response.total),
+        "elapsed_ms": elapsed_ms,
+        "first_position": offset + 1,
+        "last_position": offset + len(cards),
+        "pagination": pagination(data, number=number, total=response.total),
+        "past_end": not cards and number > 1,
+        "first_page_url": page_url(data, page=None),
+        "other_modes": [
+            (label, page_url(data, mode=mode, page=None))
+            for mode, label in MODE_LABELS.items()
+            if mode != params.mode
+        ],
+        "filtered": bool(slugs),
+        "all_collections_url": page_url(data, collection=None, page=None),
+    }

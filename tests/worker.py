@@ -1,0 +1,78 @@
+"""A real django-q2 worker (`manage.py qcluster`) on the test database, for tests that
+need documents processed the way production does it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+BASE_DIR = Path(settings.BASE_DIR)
+
+
+def database_url() -> str:
+    """The test database as a DATABASE_URL (a Unix socket is passed as ?host=/path)."""
+    params = connection.get_connection_params()
+    return (
+        f"postgres://{params['user']}@/{connection.settings_dict['NAME']}"
+        f"?host={params.get('host') or 'localhost'}&port={params.get('port') or 5432}"
+    )
+
+
+class Worker:
+    """A `manage.py qcluster` process group with its output in a log file."""
+
+    def __init__(self, *, database_url: str, media_root: Path, log_path: Path) -> None:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "MEDIA_ROOT": str(media_root),
+            "WORKERS": "1",
+            "LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.log_path = log_path
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "manage.py", "qcluster"],
+                cwd=BASE_DIR,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, to stop what it forks
+            )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "running." in self.output():
+                return
+            if not self.alive():
+                break
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the worker did not start:\n{self.output()}")
+
+    def stop(self) -> None:
+        """SIGTERM the whole group, then SIGKILL whatever is left of it."""
+        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.process.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                continue
