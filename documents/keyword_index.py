@@ -26,56 +26,54 @@ from django.db import connection
 BM25_K1 = 0.9
 BM25_B = 0.4
 AVGDL_DRIFT = 0.10
+SPARSE_DIMENSIONS = 1_000_000_000
 
-# tf per lexeme of a chunk's tsvector; lexemes hashed to the same dimension are summed.
-_TERM_TF_SQL = """
-    SELECT rag_term_index(t.lexeme) AS idx, sum(coalesce(array_length(t.positions, 1), 1)) AS tf
-    FROM unnest(c.search_vector) AS t
-    GROUP BY 1
-"""
 
-# The chunk's title/heading context is indexed with its text (see pipeline.keyword_context).
-# Angle brackets become spaces first: PostgreSQL's parser would otherwise take text such
-# as "<script>...</script>" in a plain-text document for markup and drop words from it.
-_TSVECTOR_SQL = (
-    "to_tsvector(c.search_config::regconfig, translate(c.context || ' ' || c.text, '<>', '  '))"
-)
+def tsvector_sql(*, config: str, context: str, text: str) -> str:
+    """The chunk's keyword representation: its title/heading context and its text.
 
-_UPDATE_VECTORS_SQL = f"""
-    UPDATE documents_chunk c
-    SET search_vector = {_TSVECTOR_SQL}
-    WHERE {{where}};
-    UPDATE documents_chunk c
-    SET keyword_length = coalesce((SELECT sum(tt.tf) FROM ({_TERM_TF_SQL}) tt), 0)
-    WHERE {{where}};
-"""
+    Angle brackets become spaces first: PostgreSQL's parser would otherwise take text
+    such as "<script>...</script>" in a plain-text document for markup and drop words.
+    """
+    return f"to_tsvector({config}::regconfig, translate({context} || ' ' || {text}, '<>', '  '))"
 
-_UPDATE_BM25_SQL = f"""
-    UPDATE documents_chunk c
-    SET bm25 = (
-        SELECT ('{{{{' || string_agg(
+
+def keyword_length_sql(tsv: str) -> str:
+    """Number of indexed words (stop words excluded): BM25's document length."""
+    return (
+        f"coalesce((SELECT sum(coalesce(array_length(t.positions, 1), 1)) "
+        f"FROM unnest({tsv}) AS t), 0)"
+    )
+
+
+def bm25_sql(*, tsv: str, length: str, avgdl: str) -> str:
+    """BM25 term weights of one tsvector as a sparse vector; lexemes hashed to the same
+    dimension are summed. Uses the %(k1)s and %(b)s parameters."""
+    return f"""(
+        SELECT ('{{' || string_agg(
                     tt.idx || ':' || (tt.tf * (%(k1)s + 1.0)
                         / (tt.tf + %(k1)s * (1.0 - %(b)s
-                           + %(b)s * c.keyword_length / greatest(s.indexed_avgdl, 1.0)))),
+                           + %(b)s * {length} / greatest({avgdl}, 1.0)))),
                     ',' ORDER BY tt.idx)
-                || '}}}}/{1_000_000_000}')::sparsevec
-        FROM ({_TERM_TF_SQL}) AS tt)
-    FROM documents_collectiontermstats s
-    WHERE s.collection_id = c.collection_id AND {{where}}
-"""
+                || '}}/{SPARSE_DIMENSIONS}')::sparsevec
+        FROM (SELECT rag_term_index(t.lexeme) AS idx,
+                     sum(coalesce(array_length(t.positions, 1), 1)) AS tf
+              FROM unnest({tsv}) AS t GROUP BY 1) AS tt)"""
 
 
-def keyword_index_documents(*, document_ids: list[int]) -> None:
-    """Index the (new) chunks of these documents and add them to their collections'
-    statistics. Expects ``search_config`` and ``context`` set on the chunks."""
-    params = {"ids": list(document_ids), "k1": BM25_K1, "b": BM25_B}
-    where = "c.document_id = ANY(%(ids)s)"
+def bm25_params() -> dict[str, float]:
+    return {"k1": BM25_K1, "b": BM25_B}
+
+
+def keyword_add_documents(*, document_ids: list[int]) -> None:
+    """Add the documents' (new, already indexed) chunks to their collections' statistics.
+
+    Chunks get their tsvector, length and BM25 weights when they are inserted (see
+    documents/pipeline.py), so each row is written once: every UPDATE of a chunk would
+    also add a new entry to its HNSW index.
+    """
     with connection.cursor() as cursor:
-        for statement in _UPDATE_VECTORS_SQL.format(where=where).split(";"):
-            if statement.strip():
-                cursor.execute(statement, params)
         _add_to_stats(cursor, document_ids=document_ids, sign=1)
-        cursor.execute(_UPDATE_BM25_SQL.format(where=where), params)
 
 
 def keyword_unindex_documents(*, document_ids: list[int]) -> None:
@@ -100,17 +98,26 @@ def collections_needing_rebuild(*, collection_ids: list[int]) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def keyword_index_rebuild_collection(*, collection_id: int) -> None:
-    """Recompute every chunk's vectors and the statistics of a collection from scratch.
+def keyword_index_rebuild_collection(*, collection_id: int, reanalyse: bool = True) -> None:
+    """Recompute a collection's statistics and BM25 weights from scratch.
 
-    Used when the collection's language changes or its average chunk length drifted.
+    ``reanalyse`` also re-parses every chunk (the collection's language changed);
+    without it only the weights are recomputed (its average chunk length drifted).
     """
-    params: dict[str, Any] = {"collection": collection_id, "k1": BM25_K1, "b": BM25_B}
-    where = "c.collection_id = %(collection)s"
+    params: dict[str, Any] = {"collection": collection_id, **bm25_params()}
     with connection.cursor() as cursor:
-        for statement in _UPDATE_VECTORS_SQL.format(where=where).split(";"):
-            if statement.strip():
-                cursor.execute(statement, params)
+        if reanalyse:
+            tsv = tsvector_sql(config="c.search_config", context="c.context", text="c.text")
+            cursor.execute(
+                f"""
+                UPDATE documents_chunk c
+                SET search_vector = v.tsv, keyword_length = {keyword_length_sql("v.tsv")}
+                FROM (SELECT id, {tsv} AS tsv FROM documents_chunk c
+                      WHERE c.collection_id = %(collection)s) v
+                WHERE c.id = v.id
+                """,
+                params,
+            )
         cursor.execute(
             "DELETE FROM documents_termdocumentfrequency WHERE collection_id = %(collection)s",
             params,
@@ -139,7 +146,15 @@ def keyword_index_rebuild_collection(*, collection_id: int) -> None:
             """,
             params,
         )
-        cursor.execute(_UPDATE_BM25_SQL.format(where=where), params)
+        bm25 = bm25_sql(tsv="c.search_vector", length="c.keyword_length", avgdl="s.indexed_avgdl")
+        cursor.execute(
+            f"""
+            UPDATE documents_chunk c SET bm25 = {bm25}
+            FROM documents_collectiontermstats s
+            WHERE s.collection_id = c.collection_id AND c.collection_id = %(collection)s
+            """,
+            params,
+        )
 
 
 def _add_to_stats(cursor: Any, *, document_ids: list[int], sign: int) -> None:

@@ -23,10 +23,14 @@ from documents.chunking import ChunkSpan, chunk_document, contextual_header, emb
 from documents.embedding import EmbeddingError, active_model_name, embed_texts
 from documents.extraction import ExtractedText, ExtractionError, extract
 from documents.keyword_index import (
+    bm25_params,
+    bm25_sql,
     collections_needing_rebuild,
-    keyword_index_documents,
+    keyword_add_documents,
     keyword_index_rebuild_collection,
+    keyword_length_sql,
     keyword_unindex_documents,
+    tsvector_sql,
 )
 from documents.models import Chunk, Document, PendingChunk
 from documents.tokenizer import MODEL_MAX_TOKENS, SPECIAL_TOKENS
@@ -89,7 +93,7 @@ def documents_process(*, document_ids: list[int]) -> None:
         collection_ids=sorted({work.document.collection_id for work in done})
     ):
         with transaction.atomic():
-            keyword_index_rebuild_collection(collection_id=collection_id)
+            keyword_index_rebuild_collection(collection_id=collection_id, reanalyse=False)
 
 
 def claimable() -> Q:
@@ -107,7 +111,7 @@ def claimable() -> Q:
 
 
 def documents_process_pending(
-    *, collection_id: int | None = None, group_size: int = 32, progress: Any = None
+    *, collection_id: int | None = None, group_size: int = 128, progress: Any = None
 ) -> int:
     """Process every claimable document in this process (no worker needed).
 
@@ -281,26 +285,8 @@ def _finalize(works: list[_Work]) -> list[_Work]:
             return []
         keyword_unindex_documents(document_ids=ids)
         Chunk.objects.filter(document_id__in=ids).delete()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                INSERT INTO documents_chunk
-                    (document_id, collection_id, ordinal, text, char_start, char_end,
-                     first_page, last_page, heading_path, token_count, context, embedding,
-                     embedding_model, search_config, keyword_length, created)
-                SELECT p.document_id, d.collection_id, p.ordinal, p.text, p.char_start,
-                       p.char_end, p.first_page, p.last_page, p.heading_path, p.token_count,
-                       p.context, p.embedding, p.embedding_model, col.search_config, 0, now()
-                FROM unnest(%s::bigint[], %s::text[]) AS w(document_id, fingerprint)
-                JOIN documents_pendingchunk p
-                  ON p.document_id = w.document_id AND p.fingerprint = w.fingerprint
-                JOIN documents_document d ON d.id = p.document_id
-                JOIN documents_collection col ON col.id = d.collection_id
-                ORDER BY p.document_id, p.ordinal
-                """,
-                [ids, [work.fingerprint for work in done]],
-            )
-        keyword_index_documents(document_ids=ids)
+        _insert_chunks(ids, [work.fingerprint for work in done])
+        keyword_add_documents(document_ids=ids)
         PendingChunk.objects.filter(document_id__in=ids).delete()
         model = active_model_name()
         for work in done:
@@ -329,6 +315,48 @@ def _finalize(works: list[_Work]) -> list[_Work]:
             ],
         )
     return done
+
+
+def _insert_chunks(document_ids: list[int], fingerprints: list[str]) -> None:
+    """Staged chunks -> chunks, with their keyword representation computed in the same
+    statement: each row is written once (an UPDATE would add a second HNSW entry).
+
+    BM25 weights use the collection's indexed average length, or this batch's own for
+    a collection's first chunks.
+    """
+    tsv = tsvector_sql(config="col.search_config", context="p.context", text="p.text")
+    bm25 = bm25_sql(
+        tsv="m.tsv", length="m.length", avgdl="coalesce(nullif(s.indexed_avgdl, 0), a.avgdl)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH staged AS (
+                SELECT p.*, d.collection_id, col.search_config, {tsv} AS tsv
+                FROM unnest(%(ids)s::bigint[], %(fingerprints)s::text[])
+                     AS w(document_id, fingerprint)
+                JOIN documents_pendingchunk p
+                  ON p.document_id = w.document_id AND p.fingerprint = w.fingerprint
+                JOIN documents_document d ON d.id = p.document_id
+                JOIN documents_collection col ON col.id = d.collection_id
+            ),
+            m AS (SELECT staged.*, {keyword_length_sql("staged.tsv")} AS length FROM staged),
+            a AS (SELECT collection_id, avg(length) AS avgdl FROM m GROUP BY collection_id)
+            INSERT INTO documents_chunk
+                (document_id, collection_id, ordinal, text, char_start, char_end, first_page,
+                 last_page, heading_path, token_count, context, embedding, embedding_model,
+                 search_config, search_vector, keyword_length, bm25, created)
+            SELECT m.document_id, m.collection_id, m.ordinal, m.text, m.char_start,
+                   m.char_end, m.first_page, m.last_page, m.heading_path, m.token_count,
+                   m.context, m.embedding, m.embedding_model, m.search_config, m.tsv,
+                   m.length, {bm25}, now()
+            FROM m
+            JOIN a ON a.collection_id = m.collection_id
+            LEFT JOIN documents_collectiontermstats s ON s.collection_id = m.collection_id
+            ORDER BY m.document_id, m.ordinal
+            """,
+            {"ids": document_ids, "fingerprints": fingerprints, **bm25_params()},
+        )
 
 
 def retry_delay(attempts: int) -> timedelta:

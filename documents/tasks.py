@@ -16,8 +16,8 @@ from django_q.tasks import async_task
 
 # Small documents share one task so per-task overhead (a database round trip, the
 # broker's poll) does not dominate; a large one gets a task of its own.
-TASK_MAX_DOCUMENTS = 32
-TASK_MAX_BYTES = 2 * 1024 * 1024
+TASK_MAX_DOCUMENTS = 128
+TASK_MAX_BYTES = 8 * 1024 * 1024
 
 
 def process_documents(document_ids: list[int]) -> None:

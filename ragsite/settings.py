@@ -225,6 +225,6 @@ SEARCH_DEFAULTS = {
     "rrf_k": env.int("SEARCH_RRF_K", default=60),
     "keyword_weight": env.float("SEARCH_KEYWORD_WEIGHT", default=1.0),
     "semantic_weight": env.float("SEARCH_SEMANTIC_WEIGHT", default=1.0),
-    "keyword_depth": env.int("SEARCH_KEYWORD_DEPTH", default=100),
-    "semantic_depth": env.int("SEARCH_SEMANTIC_DEPTH", default=100),
+    "keyword_depth": env.int("SEARCH_KEYWORD_DEPTH", default=200),
+    "semantic_depth": env.int("SEARCH_SEMANTIC_DEPTH", default=200),
 }

@@ -29,7 +29,7 @@ from typing import Any
 from search.retrieval.types import Filters
 
 PRUNE_MIN_TERMS = 3
-PRUNE_POSTINGS = 50_000
+PRUNE_POSTINGS = 5_000
 SPARSE_DIMS = 1_000_000_000
 
 _SCOPE = """

@@ -29,8 +29,8 @@ class SearchParams:
     rrf_k: int = 60
     keyword_weight: float = 1.0
     semantic_weight: float = 1.0
-    keyword_depth: int = 100
-    semantic_depth: int = 100
+    keyword_depth: int = 200
+    semantic_depth: int = 200
     min_score: float | None = None
     mmr_lambda: float | None = None
     neighbors: int = 0
