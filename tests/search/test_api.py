@@ -102,3 +102,13 @@ def test_schema_documents_search_endpoints(anon_client: APIClient, db: None) -> 
     for path in ["/api/v1/search/", "/api/v1/chunks/{id}/", "/api/v1/chunks/{id}/similar/"]:
         assert path in schema["paths"]
     assert "400" in schema["paths"]["/api/v1/search/"]["post"]["responses"]
+
+
+@pytest.mark.parametrize("query", ["the of and", "?!*** ..."])
+def test_stop_words_or_symbols_answer_200_with_an_empty_keyword_leg(
+    anon_client: APIClient, corpus: Any, query: str
+) -> None:
+    response = anon_client.post("/api/v1/search/", {"query": query}, format="json")
+    assert response.status_code == 200, response.content
+    results = response.json()["results"]
+    assert results and all(r["keyword_rank"] is None for r in results)
