@@ -28,7 +28,14 @@ def database_url() -> str:
 class Worker:
     """A `manage.py qcluster` process group with its output in a log file."""
 
-    def __init__(self, *, database_url: str, media_root: Path, log_path: Path) -> None:
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        media_root: Path,
+        log_path: Path,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
@@ -36,6 +43,7 @@ class Worker:
             "WORKERS": "1",
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
+            **(extra_env or {}),
         }
         self.log_path = log_path
         with log_path.open("wb") as log:
@@ -64,6 +72,14 @@ class Worker:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"the worker did not start:\n{self.output()}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole group at once: the cluster and every process it forked."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        self.process.wait(timeout=10)
 
     def stop(self) -> None:
         """SIGTERM the whole group, then SIGKILL whatever is left of it."""

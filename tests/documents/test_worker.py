@@ -8,11 +8,7 @@ committed transactions (``transaction=True``).
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,64 +17,21 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
 from rest_framework.test import APIClient
 
 from documents.chunking import chunk_document
 from documents.extraction import extract
 from documents.models import Chunk, Document, PendingChunk
+from tests.worker import Worker, database_url
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
-BASE_DIR = Path(settings.BASE_DIR)
 # The worker's task time limit: long enough for a fresh worker to load the model and
 # embed ~50 chunks on a busy two-core machine. The broker re-delivers a dead worker's
 # task TASK_TIMEOUT + TASK_RETRY_MARGIN seconds after handing it out (settings.py); a
 # document counts as abandoned TASK_TIMEOUT + 10 s after it was claimed.
 TASK_TIMEOUT = 25
 TASK_RETRY_MARGIN = 15
-
-
-class Worker:
-    """A `manage.py qcluster` process group, its output in a log file."""
-
-    def __init__(self, process: subprocess.Popen[bytes], log_path: Path) -> None:
-        self.process = process
-        self.log_path = log_path
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL the whole group: the cluster and every process it forked."""
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.alive():
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.process.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                pass
-        self.kill()  # forked children that outlived their parent, too
-
-
-def _database_url() -> str:
-    params = connection.get_connection_params()
-    return (
-        f"postgres://{params['user']}@/{connection.settings_dict['NAME']}"
-        f"?host={params.get('host') or 'localhost'}&port={params.get('port') or 5432}"
-    )
 
 
 def wait_until(
@@ -108,28 +61,16 @@ def start_worker(
     failures_before = request.session.testsfailed
 
     def start(**extra_env: str) -> Worker:
-        env = {
-            **os.environ,
-            "DATABASE_URL": _database_url(),
-            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-            "TASK_TIMEOUT": str(TASK_TIMEOUT),
-            "TASK_RETRY_MARGIN": str(TASK_RETRY_MARGIN),
-            "WORKERS": "1",
-            "LOG_LEVEL": "INFO",
-            "PYTHONUNBUFFERED": "1",
-            **extra_env,
-        }
-        log_path = tmp_path / f"worker-{len(workers) + 1}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "manage.py", "qcluster"],
-                cwd=BASE_DIR,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, to kill what it forks
-            )
-        worker = Worker(process, log_path)
+        worker = Worker(
+            database_url=database_url(),
+            media_root=Path(settings.MEDIA_ROOT),
+            log_path=tmp_path / f"worker-{len(workers) + 1}.log",
+            extra_env={
+                "TASK_TIMEOUT": str(TASK_TIMEOUT),
+                "TASK_RETRY_MARGIN": str(TASK_RETRY_MARGIN),
+                **extra_env,
+            },
+        )
         workers.append(worker)
         wait_until(
             lambda: "running." in worker.output() or not worker.alive(),

@@ -14,6 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from pgvector.django import CosineDistance
 
 from documents.models import Chunk, Collection, Document
+from tests.worker import database_url
 
 BASE_DIR = Path(settings.BASE_DIR)
 
@@ -96,12 +97,7 @@ def _run_shell(env: dict[str, str], code: str) -> subprocess.CompletedProcess[st
 
 @pytest.mark.django_db
 def test_database_url_is_honoured_and_nothing_embedded_starts(tmp_path: Path) -> None:
-    params = connection.get_connection_params()
-    # A Unix-socket server is named with ?host=/path (how django-environ passes it on).
-    url = (
-        f"postgres://{params['user']}@/{connection.settings_dict['NAME']}"
-        f"?host={params.get('host') or 'localhost'}&port={params.get('port') or 5432}"
-    )
+    url = database_url()  # a Unix-socket server is named with ?host=/path
     unused = tmp_path / "must-not-exist"
     env = {**os.environ, "DATABASE_URL": url, "EMBEDDED_PGDATA": str(unused)}
     result = _run_shell(
