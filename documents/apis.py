@@ -5,13 +5,19 @@ from django.http import FileResponse, Http404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, PermissionDenied
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from documents.models import Collection, Document
-from documents.selectors import collection_list_readable, document_list_readable
+from documents.selectors import (
+    collection_can_manage,
+    collection_can_write,
+    collection_list_readable,
+    document_list_readable,
+    grant_list,
+)
 from documents.serializers import (
     CollectionSerializer,
     DocumentContentSerializer,
@@ -19,6 +25,7 @@ from documents.serializers import (
     DocumentUpdateSerializer,
     DocumentUploadResultSerializer,
     DocumentUploadSerializer,
+    GrantSerializer,
 )
 from documents.services import (
     UploadError,
@@ -31,6 +38,8 @@ from documents.services import (
     document_retry,
     document_update,
     document_upload,
+    grant_revoke,
+    grant_set,
 )
 
 ERRORS = {
@@ -48,7 +57,10 @@ class UploadRejected(APIException):
 
 
 class CollectionViewSet(viewsets.ModelViewSet):
-    """Collections of documents. Anonymous callers see public collections only."""
+    """Collections of documents: public ones, your own and those shared with you.
+
+    Anyone signed in may create one and becomes its owner; only the owner changes or
+    deletes it and manages who else may read or write it (grants)."""
 
     serializer_class = CollectionSerializer
     lookup_field = "slug"
@@ -56,18 +68,70 @@ class CollectionViewSet(viewsets.ModelViewSet):
     def get_queryset(self) -> QuerySet[Collection]:
         return collection_list_readable(user=self.request.user).select_related("owner")
 
+    def _require_manage(self, collection: Collection) -> None:
+        if not collection_can_manage(user=self.request.user, collection=collection):
+            raise PermissionDenied("only the collection's owner may do this")
+
     def perform_create(self, serializer: CollectionSerializer) -> None:
         serializer.instance = collection_create(
             owner=self.request.user, **serializer.validated_data
         )
 
     def perform_update(self, serializer: CollectionSerializer) -> None:
+        self._require_manage(serializer.instance)
         serializer.instance = collection_update(
             collection=serializer.instance, **serializer.validated_data
         )
 
     def perform_destroy(self, instance: Collection) -> None:
+        self._require_manage(instance)
         collection_delete(collection=instance)
+
+    @extend_schema(responses={200: GrantSerializer(many=True), **ERRORS})
+    @action(detail=True, methods=["get"], url_path="grants", pagination_class=None)
+    def grants(self, request: Request, slug: str) -> Response:
+        """Who besides the owner may read or write this collection (owner only)."""
+        collection = self.get_object()
+        self._require_manage(collection)
+        return Response(GrantSerializer(grant_list(collection=collection), many=True).data)
+
+    @extend_schema(
+        request=GrantSerializer,
+        responses={201: GrantSerializer, 200: GrantSerializer, **ERRORS},
+    )
+    @grants.mapping.post
+    def grant_create(self, request: Request, slug: str) -> Response:
+        """Grant `read` or `write` to a user or a group; an existing grant is changed."""
+        collection = self.get_object()
+        self._require_manage(collection)
+        data = GrantSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        existed = grant_list(collection=collection).filter(
+            user=values.get("user"), group=values.get("group")
+        ).exists()
+        grant = grant_set(
+            collection=collection,
+            permission=values.get("permission", "read"),
+            user=values.get("user"),
+            group=values.get("group"),
+        )
+        return Response(
+            GrantSerializer(grant).data,
+            status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(request=None, responses={204: None, **ERRORS})
+    @action(detail=True, methods=["delete"], url_path=r"grants/(?P<grant_id>\d+)")
+    def grant_delete(self, request: Request, slug: str, grant_id: str) -> Response:
+        """Revoke a grant."""
+        collection = self.get_object()
+        self._require_manage(collection)
+        grant = grant_list(collection=collection).filter(pk=int(grant_id)).first()
+        if grant is None:
+            raise Http404("no such grant on this collection")
+        grant_revoke(grant=grant)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 @extend_schema(responses={**ERRORS})
@@ -82,6 +146,13 @@ class DocumentViewSet(
     serializer_class = DocumentSerializer
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     http_method_names = ["get", "post", "patch", "put", "delete", "head", "options"]
+
+    def get_writable_object(self) -> Document:
+        """The document, if readable (else 404), and only if the caller may write it."""
+        document = self.get_object()
+        if not collection_can_write(user=self.request.user, collection=document.collection):
+            raise PermissionDenied("you may read this collection but not change it")
+        return document
 
     def get_queryset(self) -> QuerySet[Document]:
         queryset = document_list_readable(user=self.request.user).select_related("collection")
@@ -116,9 +187,11 @@ class DocumentViewSet(
         },
     )
     def create(self, request: Request) -> Response:
-        data = DocumentUploadSerializer(data=request.data)
+        data = DocumentUploadSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         values = data.validated_data
+        if not collection_can_write(user=request.user, collection=values["collection"]):
+            raise PermissionDenied("you may read this collection but not add to it")
         try:
             result = document_upload(
                 collection=values["collection"],
@@ -144,14 +217,15 @@ class DocumentViewSet(
 
     @extend_schema(request=DocumentUpdateSerializer, responses={200: DocumentSerializer, **ERRORS})
     def partial_update(self, request: Request, pk: str) -> Response:
-        document = self.get_object()
+        document = self.get_writable_object()
         data = DocumentUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         document = document_update(document=document, **data.validated_data)
         return Response(self.get_serializer(document).data)
 
-    def perform_destroy(self, instance: Document) -> None:
-        document_delete(document=instance)
+    def destroy(self, request: Request, pk: str) -> Response:
+        document_delete(document=self.get_writable_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
         request={
@@ -167,7 +241,7 @@ class DocumentViewSet(
     @action(detail=True, methods=["put"], url_path="content")
     def content(self, request: Request, pk: str) -> Response:
         """Replace the content with a new version: same id, processed again."""
-        document = self.get_object()
+        document = self.get_writable_object()
         data = DocumentContentSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -180,14 +254,14 @@ class DocumentViewSet(
     @action(detail=True, methods=["post"])
     def reembed(self, request: Request, pk: str) -> Response:
         """Chunk and embed the document again (for example after a model change)."""
-        document = document_reembed(document=self.get_object())
+        document = document_reembed(document=self.get_writable_object())
         return Response(self.get_serializer(document).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={202: DocumentSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str) -> Response:
         """Queue a failed document again."""
-        document = document_retry(document=self.get_object())
+        document = document_retry(document=self.get_writable_object())
         return Response(self.get_serializer(document).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes, **ERRORS})

@@ -44,6 +44,64 @@ class Collection(models.Model):
         return self.name
 
 
+class CollectionGrant(models.Model):
+    """Lets a user or a group read, or read and write, a collection it does not own.
+
+    `write` includes `read`. Only the owner (or a superuser) manages grants.
+    """
+
+    class Permission(models.TextChoices):
+        READ = "read"
+        WRITE = "write"
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="grants")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="collection_grants",
+    )
+    group = models.ForeignKey(
+        "auth.Group",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="collection_grants",
+    )
+    permission = models.CharField(
+        max_length=5, choices=Permission.choices, default=Permission.READ
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(user__isnull=False, group__isnull=True)
+                    | models.Q(user__isnull=True, group__isnull=False)
+                ),
+                name="grant_to_user_or_group",
+                violation_error_message="A grant names either a user or a group.",
+            ),
+            models.UniqueConstraint(
+                fields=["collection", "user"],
+                condition=models.Q(user__isnull=False),
+                name="one_grant_per_user",
+            ),
+            models.UniqueConstraint(
+                fields=["collection", "group"],
+                condition=models.Q(group__isnull=False),
+                name="one_grant_per_group",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        grantee = f"user {self.user}" if self.user_id else f"group {self.group}"
+        return f"{self.permission} on {self.collection} for {grantee}"
+
+
 def original_upload_to(instance: Document, filename: str) -> str:
     # Never the user's file name: it may hold "../" or control characters. The original
     # name is kept in `source_name`; only the (lower-case, short) extension survives.

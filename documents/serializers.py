@@ -3,11 +3,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.urls import reverse
 from rest_framework import serializers
 
-from documents.models import Collection, Document
+from documents.models import Collection, CollectionGrant, Document
+from documents.selectors import collection_list_readable
 
 
 def validate_search_config(value: str) -> str:
@@ -101,11 +104,21 @@ class JSONObjectField(serializers.JSONField):
         return data
 
 
+class ReadableCollectionField(serializers.SlugRelatedField):
+    """A collection slug, looked up only among what the caller may read: a collection
+    they cannot see is reported as missing, never as forbidden (no existence leak)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(slug_field="slug", queryset=Collection.objects.all(), **kwargs)
+
+    def get_queryset(self) -> Any:
+        request = self.context.get("request")
+        return collection_list_readable(user=request.user if request else None)
+
+
 class DocumentUploadSerializer(serializers.Serializer):
-    collection = serializers.SlugRelatedField(
-        slug_field="slug",
-        queryset=Collection.objects.all(),
-        help_text="Slug of the collection to add the document to.",
+    collection = ReadableCollectionField(
+        help_text="Slug of the collection to add the document to (needs write access).",
     )
     file = serializers.FileField(required=False, help_text="The document (multipart).")
     text = serializers.CharField(
@@ -132,4 +145,33 @@ class DocumentContentSerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if ("file" in attrs) == ("text" in attrs):
             raise serializers.ValidationError({"file": "send either a file or a text"})
+        return attrs
+
+
+class GrantSerializer(serializers.ModelSerializer):
+    """A grant names a user (by username) or a group (by name), not both."""
+
+    user = serializers.SlugRelatedField(
+        slug_field="username",
+        queryset=get_user_model().objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="Username to grant access to.",
+    )
+    group = serializers.SlugRelatedField(
+        slug_field="name",
+        queryset=Group.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="Group name to grant access to.",
+    )
+
+    class Meta:
+        model = CollectionGrant
+        fields = ["id", "user", "group", "permission", "created"]
+        read_only_fields = ["id", "created"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if (attrs.get("user") is None) == (attrs.get("group") is None):
+            raise serializers.ValidationError({"user": "name either a user or a group"})
         return attrs

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, Group
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from documents.extraction import ExtractionError, detect_mime_type
 from documents.keyword_index import keyword_unindex_documents
-from documents.models import Chunk, Collection, Document
+from documents.models import Chunk, Collection, CollectionGrant, Document
 from documents.tasks import enqueue_documents
 
 
@@ -57,6 +57,30 @@ def collection_update(*, collection: Collection, **fields: Any) -> Collection:
 
         keyword_index_rebuild_collection(collection_id=collection.pk)
     return collection
+
+
+# --- Grants --------------------------------------------------------------------------
+
+
+@transaction.atomic
+def grant_set(
+    *,
+    collection: Collection,
+    permission: str,
+    user: AbstractBaseUser | None = None,
+    group: Group | None = None,
+) -> CollectionGrant:
+    """Give `user` or `group` read or write access; an existing grant is changed."""
+    if (user is None) == (group is None):
+        raise ValueError("a grant names either a user or a group")
+    grant, _ = CollectionGrant.objects.update_or_create(
+        collection=collection, user=user, group=group, defaults={"permission": permission}
+    )
+    return grant
+
+
+def grant_revoke(*, grant: CollectionGrant) -> None:
+    grant.delete()
 
 
 # --- Documents -----------------------------------------------------------------------

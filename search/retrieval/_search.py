@@ -99,9 +99,10 @@ def _execute(
     if use_mmr:
         limit = max(params.top_k * MMR_POOL_FACTOR, 50)
     sql = build_search_sql(mode=params.mode, chunk_filters=chunk_filters, with_embeddings=use_mmr)
-    authenticated = full_access or bool(user is not None and user.is_authenticated)
+    signed_in = user is not None and bool(user.is_authenticated)
     sql_params: dict[str, Any] = {
-        "authenticated": authenticated,
+        "full_access": full_access or (signed_in and bool(user.is_superuser)),
+        "user_id": user.pk if signed_in else None,
         "collection_slugs": params.filters.collections,
         "query_text": parsed.text,
         "prune_min_terms": PRUNE_MIN_TERMS,

@@ -4,8 +4,9 @@ Why raw SQL: the statement is a chain of CTEs (scope -> query lexemes with IDF -
 leg -> HNSW leg -> reciprocal rank fusion -> snippets) that the ORM would hide. Every
 value is a bound parameter; only fragments chosen here (never user text) are spliced in.
 
-- scope: the collections the caller may read, narrowed by the collection filter. Access
-  is decided here, inside the statement, so each leg ranks only readable chunks and a
+- scope: the collections the caller may read (public, owned, granted to the user or one
+  of their groups; the rule of documents/selectors.py), narrowed by the collection
+  filter. Access is decided here, inside the statement, so each leg ranks only readable chunks and a
   caller always gets a full top_k from what they may read.
 - Keyword leg (BM25, see documents/keyword_index.py): the query is analysed with each
   collection's own language; its lexemes are weighted by that collection's IDF into a
@@ -36,7 +37,12 @@ _SCOPE = """
 scope AS (
     SELECT col.id, col.slug, col.search_config::regconfig AS cfg
     FROM documents_collection col
-    WHERE (col.is_public OR %(authenticated)s)
+    WHERE (%(full_access)s OR col.is_public OR col.owner_id = %(user_id)s
+           OR EXISTS (SELECT 1 FROM documents_collectiongrant g
+                      WHERE g.collection_id = col.id
+                        AND (g.user_id = %(user_id)s
+                             OR g.group_id IN (SELECT ug.group_id FROM auth_user_groups ug
+                                               WHERE ug.user_id = %(user_id)s))))
       AND (%(collection_slugs)s::text[] IS NULL OR col.slug = ANY(%(collection_slugs)s::text[]))
 )"""
 

@@ -38,10 +38,11 @@ def test_anonymous_cannot_write(collections: Any) -> None:
     assert client.delete("/api/v1/collections/open/").status_code in (401, 403)
 
 
-def test_signed_in_user_reads_all_and_writes(user: Any, collections: Any) -> None:
+def test_signed_in_user_reads_public_and_own_and_creates(user: Any, collections: Any) -> None:
     client = Client()
     client.force_login(user)
-    assert _slugs(client.get("/api/v1/collections/")) == {"open", "closed"}
+    CollectionFactory(slug="own", owner=user)
+    assert _slugs(client.get("/api/v1/collections/")) == {"open", "own"}
     response = client.post(
         "/api/v1/collections/",
         {"name": "Mine", "slug": "mine", "search_config": "german"},
@@ -64,7 +65,7 @@ def test_token_client_reads_and_writes(user: Any, collections: Any) -> None:
     _, secret = token_create(user=user, name="ci")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    assert _slugs(client.get("/api/v1/collections/")) == {"open", "closed"}
+    assert _slugs(client.get("/api/v1/collections/")) == {"open"}
     response = client.post("/api/v1/collections/", {"name": "T", "slug": "t"}, format="json")
     assert response.status_code == 201
     assert ApiToken.objects.get().last_used is not None

@@ -79,10 +79,12 @@ def test_duplicate_of_failed_document_is_queued_again(
     assert again.status_code == 200 and again.json()["status"] == "pending"
 
 
-def test_list_filters_by_collection_and_status(user_client: APIClient, collection: Any) -> None:
+def test_list_filters_by_collection_and_status(
+    user_client: APIClient, collection: Any, user: Any
+) -> None:
     from tests.factories import CollectionFactory
 
-    other = CollectionFactory()
+    other = CollectionFactory(owner=user)
     _upload(user_client, collection, "a.txt", b"alpha")
     _upload(user_client, other, "b.txt", b"beta")
     listed = user_client.get(f"/api/v1/documents/?collection={collection.slug}").json()

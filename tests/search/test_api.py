@@ -13,9 +13,9 @@ from tests.factories import CollectionFactory
 
 
 @pytest.fixture
-def corpus(db: None, ingest: Any) -> Any:
+def corpus(db: None, ingest: Any, user: Any) -> Any:
     public = CollectionFactory(slug="pub", is_public=True)
-    private = CollectionFactory(slug="priv")
+    private = CollectionFactory(slug="priv", owner=user)
     ingest(
         public,
         {

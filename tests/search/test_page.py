@@ -10,7 +10,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.test import Client
 
-from documents.models import Chunk, Document
+from documents.models import Chunk, CollectionGrant, Document
 from documents.services import document_upload
 from ragsite.csp import API_POLICY, POLICY
 from tests.factories import CollectionFactory, UserFactory
@@ -22,7 +22,9 @@ XSS = "<script>window.__pwned=1</script>"
 @pytest.fixture
 def corpus(db: None, ingest: Any) -> dict[str, Any]:
     public = CollectionFactory(slug="pub", name="Public papers", is_public=True)
+    reader = UserFactory()
     private = CollectionFactory(slug="priv", name="Private notes")
+    CollectionGrant.objects.create(collection=private, user=reader, permission="read")
     volcano, ocean = ingest(
         public,
         {
@@ -32,7 +34,13 @@ def corpus(db: None, ingest: Any) -> dict[str, Any]:
         metadata={"team": "geo"},
     )
     (secret,) = ingest(private, {"secret.txt": "Volcano monitoring budget for the lab."})
-    return {"public": public, "private": private, "volcano": volcano, "secret": secret}
+    return {
+        "public": public,
+        "private": private,
+        "volcano": volcano,
+        "secret": secret,
+        "reader": reader,
+    }
 
 
 def html(response: Any) -> str:
@@ -75,7 +83,7 @@ def test_search_shows_highlighted_results_linking_to_the_cited_chunk(
 def test_the_search_state_is_kept_in_the_url_and_the_form(
     client: Client, corpus: dict[str, Any]
 ) -> None:
-    client.force_login(UserFactory())
+    client.force_login(corpus["reader"])
     page = html(client.get("/?q=volcano&mode=keyword&collection=priv"))
     assert result_titles(page) == ["secret.txt"]
     assert 'name="q" id="id_q" value="volcano"' in page
@@ -125,7 +133,9 @@ def test_anonymous_visitors_see_public_collections_and_a_sign_in_link(
     assert '<option value="pub">Public papers</option>' in page
     assert "Private notes" not in page and "secret.txt" not in page
     assert 'href="/accounts/login/?next=/%3Fq%3Dvolcano">Sign in</a>' in page
-    client.force_login(UserFactory())
+    client.force_login(UserFactory())  # no grant: still only the public collection
+    assert "Private notes" not in html(client.get("/", {"q": "volcano"}))
+    client.force_login(corpus["reader"])
     signed_in = html(client.get("/", {"q": "volcano"}))
     assert '<option value="priv">Private notes</option>' in signed_in
     assert "secret.txt" in signed_in and "Sign out" in signed_in
@@ -260,7 +270,9 @@ def test_documents_the_caller_may_not_read_are_not_found(
     assert client.get(f"/documents/{secret}/").status_code == 404
     assert client.get(f"/documents/{secret}/original/").status_code == 404
     assert client.get("/documents/999999/").status_code == 404
-    client.force_login(UserFactory())
+    client.force_login(UserFactory())  # signed in, but without a grant
+    assert client.get(f"/documents/{secret}/").status_code == 404
+    client.force_login(corpus["reader"])
     assert client.get(f"/documents/{secret}/").status_code == 200
 
 

@@ -282,14 +282,16 @@ def test_top_k_of_100(db: None, ingest: Any) -> None:
 
 
 def test_anonymous_searches_public_collections_only(db: None, ingest: Any) -> None:
-    private = CollectionFactory(is_public=False)
+    private = CollectionFactory(is_public=False, owner=UserFactory())
     public = CollectionFactory(is_public=True)
     ingest(private, {"secret.txt": "The secret launch code is penguin."})
     ingest(public, {"open.txt": "Penguins live in the south."})
     anonymous = search(SearchParams(query="penguin launch code", top_k=10), user=None)
     assert _titles(anonymous) == ["open.txt"]
-    signed_in = search(SearchParams(query="penguin launch code", top_k=10), user=UserFactory())
-    assert set(_titles(signed_in)) == {"open.txt", "secret.txt"}
+    stranger = search(SearchParams(query="penguin launch code", top_k=10), user=UserFactory())
+    assert _titles(stranger) == ["open.txt"]
+    owner = search(SearchParams(query="penguin launch code", top_k=10), user=private.owner)
+    assert set(_titles(owner)) == {"open.txt", "secret.txt"}
 
 
 def test_collections_of_different_languages_search_together(db: None, ingest: Any) -> None:
