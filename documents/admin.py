@@ -11,7 +11,13 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from documents.forms import DocumentUploadForm
-from documents.models import Chunk, Collection, Document
+from documents.models import Chunk, Collection, CollectionGrant, Document
+from documents.selectors import (
+    collection_can_manage,
+    collection_can_write,
+    collection_list_granted,
+    collection_list_writable,
+)
 from documents.services import (
     UploadError,
     collection_delete,
@@ -22,20 +28,95 @@ from documents.services import (
 )
 
 
+class StaffAccess:
+    """Any active staff member may open these admin pages; what they see and change is
+    decided per collection by ownership and grants (documents/selectors.py), not by
+    Django's model permissions. Superusers see everything."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+
+class GrantInline(admin.TabularInline):
+    model = CollectionGrant
+    fields = ["user", "group", "permission", "created"]
+    readonly_fields = ["created"]
+    extra = 0
+
+    def _manages(self, request: HttpRequest, obj: Any) -> bool:
+        return obj is not None and collection_can_manage(user=request.user, collection=obj)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._manages(request, obj)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._manages(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._manages(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._manages(request, obj)
+
+
 @admin.register(Collection)
-class CollectionAdmin(admin.ModelAdmin):
+class CollectionAdmin(StaffAccess, admin.ModelAdmin):
     list_display = ["name", "slug", "is_public", "search_config", "owner", "created"]
     list_filter = ["is_public", "search_config"]
     search_fields = ["name", "slug", "description"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["created", "updated"]
+    inlines = [GrantInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Collection]:
+        return collection_list_granted(user=request.user).select_related("owner")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if request.user.is_superuser:
+            return self.readonly_fields
+        return [*self.readonly_fields, "owner"]  # the creator owns it; only superusers move it
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self.has_module_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is None:
+            return self.has_module_permission(request)
+        return collection_can_manage(user=request.user, collection=obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_change_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: Collection, form: Any, change: bool) -> None:
+        if not change and obj.owner_id is None and not request.user.is_superuser:
+            obj.owner = request.user
+        super().save_model(request, obj, form, change)
 
     def delete_model(self, request: HttpRequest, obj: Collection) -> None:
         collection_delete(collection=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Collection]) -> None:
         for collection in queryset:
-            collection_delete(collection=collection)
+            if collection_can_manage(user=request.user, collection=collection):
+                collection_delete(collection=collection)
+
+
+class GrantedCollectionFilter(admin.SimpleListFilter):
+    """The collection filter lists only collections the staff member may see."""
+
+    title = "collection"
+    parameter_name = "collection__id__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[int, str]]:
+        return [(c.pk, c.name) for c in collection_list_granted(user=request.user)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Document]) -> QuerySet[Document]:
+        if self.value():
+            return queryset.filter(collection_id=self.value())
+        return queryset
 
 
 class ChunkInline(admin.TabularInline):
@@ -70,7 +151,7 @@ class ChunkInline(admin.TabularInline):
 
 
 @admin.register(Document)
-class DocumentAdmin(admin.ModelAdmin):
+class DocumentAdmin(StaffAccess, admin.ModelAdmin):
     change_list_template = "admin/documents/document/change_list.html"
     list_display = [
         "__str__",
@@ -81,7 +162,7 @@ class DocumentAdmin(admin.ModelAdmin):
         "embedding_model",
         "created",
     ]
-    list_filter = ["status", "collection", "mime_type", "embedding_model"]
+    list_filter = ["status", GrantedCollectionFilter, "mime_type", "embedding_model"]
     search_fields = ["title", "source_name", "sha256"]
     list_select_related = ["collection"]
     readonly_fields = [
@@ -106,10 +187,23 @@ class DocumentAdmin(admin.ModelAdmin):
     actions = ["reembed", "retry_failed"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Document]:
-        return super().get_queryset(request).defer("extracted_text")
+        granted = collection_list_granted(user=request.user)
+        return super().get_queryset(request).filter(collection__in=granted).defer("extracted_text")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # uploads go through the upload page, which processes them
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is None:
+            return self.has_module_permission(request)
+        return collection_can_write(user=request.user, collection=obj.collection)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_change_permission(request, obj)
+
+    def _writable(self, request: HttpRequest, queryset: QuerySet[Document]) -> list[Document]:
+        writable = collection_list_writable(user=request.user)
+        return list(queryset.filter(collection__in=writable))
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, document: Document) -> str:
@@ -132,14 +226,14 @@ class DocumentAdmin(admin.ModelAdmin):
         ]
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
-        busy = Document.objects.filter(status__in=["pending", "processing"]).count()
+        busy = self.get_queryset(request).filter(status__in=["pending", "processing"]).count()
         extra = {"busy_count": busy, **(extra_context or {})}
         return super().changelist_view(request, extra_context=extra)
 
     def upload_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_change_permission(request):
             raise PermissionDenied
-        form = DocumentUploadForm(request.POST or None, request.FILES or None)
+        form = DocumentUploadForm(request.POST or None, request.FILES or None, user=request.user)
         if request.method == "POST" and form.is_valid():
             files = form.cleaned_data["files"]
             queued = duplicates = 0
@@ -176,13 +270,14 @@ class DocumentAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-embed selected documents")
     def reembed(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
-        for document in queryset:
+        documents = self._writable(request, queryset)
+        for document in documents:
             document_reembed(document=document)
-        messages.success(request, f"Queued {queryset.count()} document(s) for re-embedding.")
+        messages.success(request, f"Queued {len(documents)} document(s) for re-embedding.")
 
     @admin.action(description="Retry selected failed documents")
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
-        failed = list(queryset.filter(status=Document.Status.FAILED))
+        failed = self._writable(request, queryset.filter(status=Document.Status.FAILED))
         for document in failed:
             document_retry(document=document)
         messages.success(request, f"Queued {len(failed)} failed document(s) again.")
@@ -191,5 +286,5 @@ class DocumentAdmin(admin.ModelAdmin):
         document_delete(document=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
-        for document in queryset:
+        for document in self._writable(request, queryset):
             document_delete(document=document)

@@ -7,8 +7,7 @@ from django import forms
 from django.conf import settings
 
 from documents.models import Collection
-
-MAX_FILES_PER_UPLOAD = 100
+from documents.selectors import collection_list_writable
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -23,8 +22,10 @@ class MultipleFileField(forms.FileField):
         files = [f for f in files if f]
         if not files:
             raise forms.ValidationError("Choose at least one file.")
-        if len(files) > MAX_FILES_PER_UPLOAD:
-            raise forms.ValidationError(f"At most {MAX_FILES_PER_UPLOAD} files at once.")
+        if len(files) > settings.MAX_FILES_PER_UPLOAD:
+            raise forms.ValidationError(
+                f"At most {settings.MAX_FILES_PER_UPLOAD} files at once; you chose {len(files)}."
+            )
         for file in files:
             if file.size > settings.MAX_UPLOAD_BYTES:
                 raise forms.ValidationError(
@@ -34,7 +35,7 @@ class MultipleFileField(forms.FileField):
 
 
 class DocumentUploadForm(forms.Form):
-    collection = forms.ModelChoiceField(queryset=Collection.objects.all())
+    collection = forms.ModelChoiceField(queryset=Collection.objects.none())
     files = MultipleFileField(
         help_text="PDF, Word (.docx), HTML, Markdown or text. Several at once are fine."
     )
@@ -48,6 +49,11 @@ class DocumentUploadForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text='Optional JSON object given to every file, e.g. {"team": "legal"}.',
     )
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Only collections the uploader may write to are offered (and accepted).
+        self.fields["collection"].queryset = collection_list_writable(user=user)
 
     def clean_metadata(self) -> dict[str, Any]:
         raw = self.cleaned_data.get("metadata") or ""

@@ -157,9 +157,24 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.ReadAnyWriteAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "ragsite.api.CappedLimitOffsetPagination",
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
     "EXCEPTION_HANDLER": "ragsite.api.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["ragsite.api.AnonThrottle", "ragsite.api.UserThrottle"],
+}
+# --- Limits (each refusal is a clear 400, 413 or 429; see docs/reliability.md) ---------
+API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=200)  # ?limit= on list endpoints
+# Requests per client; "" turns a throttle off. Format: N/second|minute|hour|day.
+API_THROTTLE_ANON = env.str("API_THROTTLE_ANON", default="120/minute")
+API_THROTTLE_USER = env.str("API_THROTTLE_USER", default="1200/minute")
+MAX_FILES_PER_UPLOAD = env.int("MAX_FILES_PER_UPLOAD", default=100)  # admin multi-upload
+# Throttle counters live here: a table in the same database, shared by every web
+# process, so no cache server is needed (created by accounts' migration 0002).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "ragsite_cache",
+    }
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "ragsite API",

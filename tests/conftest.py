@@ -44,6 +44,8 @@ def django_db_setup(embedded_postgres: Any, django_db_setup: None) -> Iterator[N
 @pytest.fixture(autouse=True)
 def _test_settings(tmp_path_factory: pytest.TempPathFactory, settings: Any) -> None:
     settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")
+    # Tests send bursts from one client; the throttle tests set their own low rates.
+    settings.API_THROTTLE_ANON = settings.API_THROTTLE_USER = "100000/minute"
     # The manifest storage needs `collectstatic`; tests render pages without it.
     settings.STORAGES = {
         **settings.STORAGES,

@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from documents.models import Chunk, Collection, CollectionTermStats, Document
+from documents.models import Chunk, Collection, CollectionGrant, CollectionTermStats, Document
 from documents.pipeline import documents_process
 from tests.factories import CollectionFactory, UserFactory
 
@@ -315,18 +314,66 @@ def test_non_staff_users_are_sent_to_the_admin_login(db: None) -> None:
     assert anonymous.status_code == 302 and anonymous["Location"].startswith("/admin/login/")
 
 
-def test_staff_without_document_permissions_cannot_upload(db: None) -> None:
-    collection = CollectionFactory()
+def test_staff_upload_only_into_collections_they_may_write(db: None) -> None:
+    owner = UserFactory(is_staff=True)
+    theirs = CollectionFactory(name="Theirs", owner=owner)
+    shared = CollectionFactory(name="Shared")
+    readable = CollectionFactory(name="Readable")
+    CollectionGrant.objects.create(collection=shared, user=owner, permission="write")
+    CollectionGrant.objects.create(collection=readable, user=owner, permission="read")
+    stranger_collection = CollectionFactory(name="Stranger")
     client = Client()
-    client.force_login(UserFactory(is_staff=True))
-    assert client.get(UPLOAD_URL).status_code == 403
-    response = client.post(
-        UPLOAD_URL, {"collection": collection.pk, "files": [SimpleUploadedFile("a.txt", b"x")]}
-    )
-    assert response.status_code == 403
+    client.force_login(owner)
+    page = client.get(UPLOAD_URL).content.decode()
+    offered = set(re.findall(r'<option value="\d+"[^>]*>([^<]+)</option>', page))
+    assert offered == {"Theirs", "Shared"}
+    for collection in (readable, stranger_collection):
+        response = _upload(client, collection, [SimpleUploadedFile("a.txt", b"x")])
+        assert "Select a valid choice" in response.content.decode()
     assert not Document.objects.exists()
+    response = _upload(client, theirs, [SimpleUploadedFile("a.txt", b"mine")])
+    assert response.status_code == 200 and Document.objects.get().collection == theirs
 
-    viewer = UserFactory(is_staff=True)
-    viewer.user_permissions.add(Permission.objects.get(codename="change_document"))
-    client.force_login(viewer)
-    assert client.get(UPLOAD_URL).status_code == 200
+
+def test_staff_see_and_change_only_what_they_own_or_were_granted(db: None, ingest: Any) -> None:
+    staff = UserFactory(is_staff=True)
+    own = CollectionFactory(name="Own", owner=staff)
+    readable = CollectionFactory(name="Readable")
+    CollectionGrant.objects.create(collection=readable, user=staff, permission="read")
+    hidden = CollectionFactory(name="Hidden", is_public=True)  # public, but not granted
+    mine, = ingest(own, {"mine.txt": "Owned text about tides."})
+    theirs, = ingest(readable, {"theirs.txt": "Readable text about winds."})
+    secret, = ingest(hidden, {"hidden.txt": "Public text about rain."})
+    client = Client()
+    client.force_login(staff)
+    collections = client.get("/admin/documents/collection/").content.decode()
+    assert "Own" in collections and "Readable" in collections and "Hidden" not in collections
+    documents = client.get(CHANGELIST_URL).content.decode()
+    assert "mine.txt" in documents and "theirs.txt" in documents
+    assert "hidden.txt" not in documents and ">Hidden<" not in documents  # nor in the filter
+    assert client.get(f"{CHANGELIST_URL}{secret.pk}/change/").status_code == 302  # not found
+    # Readable only: the change page is view-only and a POST changes nothing.
+    view = client.get(f"{CHANGELIST_URL}{theirs.pk}/change/").content.decode()
+    assert 'name="title"' not in view
+    client.post(f"{CHANGELIST_URL}{theirs.pk}/change/", {"title": "Changed", "metadata": "{}"})
+    theirs.refresh_from_db()
+    assert theirs.title != "Changed"
+    assert client.post(f"{CHANGELIST_URL}{theirs.pk}/delete/", {"post": "yes"}).status_code == 403
+    # A bulk delete that includes a document the caller may not write is refused whole.
+    refused = client.post(
+        CHANGELIST_URL,
+        {"action": "delete_selected", "_selected_action": [mine.pk, theirs.pk], "post": "yes"},
+    )
+    assert refused.status_code == 403 and Document.objects.count() == 3
+    client.post(
+        CHANGELIST_URL, {"action": "delete_selected", "_selected_action": [mine.pk], "post": "yes"}
+    )
+    assert set(Document.objects.values_list("source_name", flat=True)) == {
+        "theirs.txt",
+        "hidden.txt",
+    }
+    # Grants are the owner's: a reader does not see the grant inline of someone else's.
+    own_page = client.get(f"/admin/documents/collection/{own.pk}/change/").content.decode()
+    assert "grants-TOTAL_FORMS" in own_page
+    other_page = client.get(f"/admin/documents/collection/{readable.pk}/change/")
+    assert "grants-TOTAL_FORMS" not in other_page.content.decode()
