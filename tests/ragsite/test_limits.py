@@ -1,0 +1,124 @@
+"""Every limit answers with a clear error (413, 429, 400) and is a setting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test import Client
+from rest_framework.test import APIClient
+
+from documents.models import Document
+from tests.factories import UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _fresh_counters(db: None) -> None:
+    cache.clear()
+
+
+def test_signed_in_callers_are_throttled_per_user_across_tokens(settings: Any, user: Any) -> None:
+    from accounts.services import token_create
+
+    settings.API_THROTTLE_USER = "3/minute"
+    clients = []
+    for name in ("a", "b"):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_create(user=user, name=name)[1]}")
+        clients.append(client)
+    answers = [clients[i % 2].get("/api/v1/collections/").status_code for i in range(4)]
+    assert answers == [200, 200, 200, 429]
+    refused = clients[0].get("/api/v1/collections/")
+    assert refused.status_code == 429
+    assert "throttled" in refused.json()["detail"] and int(refused["Retry-After"]) > 0
+    # Another user has their own budget.
+    other = APIClient()
+    other.force_authenticate(UserFactory())
+    assert other.get("/api/v1/collections/").status_code == 200
+
+
+def test_anonymous_callers_are_throttled_per_address_in_the_shared_cache(
+    settings: Any,
+) -> None:
+    settings.API_THROTTLE_ANON = "2/minute"
+    first, second = APIClient(REMOTE_ADDR="10.0.0.1"), APIClient(REMOTE_ADDR="10.0.0.2")
+    assert [first.get("/api/v1/collections/").status_code for _ in range(3)] == [200, 200, 429]
+    assert second.get("/api/v1/collections/").status_code == 200
+    # The counters are rows in the database cache table, which every web process shares.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM ragsite_cache WHERE cache_key LIKE %s", ["%anon%"])
+        assert cursor.fetchone()[0] == 2
+
+
+def test_an_empty_rate_turns_a_throttle_off(settings: Any) -> None:
+    settings.API_THROTTLE_ANON = ""
+    client = APIClient()
+    assert {client.get("/api/v1/collections/").status_code for _ in range(30)} == {200}
+
+
+def test_uploads_over_the_size_limit_are_413(
+    settings: Any, user_client: APIClient, collection: Any
+) -> None:
+    settings.MAX_UPLOAD_BYTES = 1000
+    file = SimpleUploadedFile("big.txt", b"word " * 300)
+    response = user_client.post(
+        "/api/v1/documents/", {"collection": collection.slug, "file": file}, format="multipart"
+    )
+    assert response.status_code == 413
+    assert "1000" in response.json()["detail"]
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2000
+    response = user_client.post(
+        "/api/v1/documents/",
+        {"collection": collection.slug, "text": "word " * 1000},
+        format="json",
+    )
+    assert response.status_code == 413
+    assert "send large documents as a file" in response.json()["detail"]
+    assert not Document.objects.exists()
+    # The server keeps serving.
+    assert user_client.get("/api/v1/collections/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"query": "x" * 1001}, "query: Ensure this field has no more than 1000 characters."),
+        ({"query": "x", "top_k": 101}, "top_k: Ensure this value is less than or equal to 100."),
+        ({"query": "x", "top_k": 0}, "top_k: Ensure this value is greater than or equal to 1."),
+    ],
+)
+def test_query_length_and_top_k_are_capped(
+    anon_client: APIClient, db: None, body: dict[str, Any], message: str
+) -> None:
+    response = anon_client.post("/api/v1/search/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["detail"] == message
+
+
+def test_list_pages_are_capped(settings: Any, user_client: APIClient, collection: Any) -> None:
+    settings.API_MAX_PAGE_SIZE = 5
+    assert user_client.get("/api/v1/documents/", {"limit": 5}).status_code == 200
+    for limit in ("6", "0", "abc"):
+        response = user_client.get("/api/v1/documents/", {"limit": limit})
+        assert response.status_code == 400
+        assert response.json()["detail"] == "limit: must be between 1 and 5"
+
+
+def test_files_per_multi_upload_are_capped(settings: Any, db: None) -> None:
+    from tests.factories import CollectionFactory
+
+    settings.MAX_FILES_PER_UPLOAD = 2
+    staff = UserFactory(is_staff=True)
+    collection = CollectionFactory(owner=staff)
+    client = Client()
+    client.force_login(staff)
+    files = [SimpleUploadedFile(f"{i}.txt", f"text {i}".encode()) for i in range(3)]
+    response = client.post(
+        "/admin/documents/document/upload/", {"collection": collection.pk, "files": files}
+    )
+    assert response.status_code == 200
+    assert "At most 2 files at once; you chose 3." in response.content.decode()
+    assert not Document.objects.exists()
