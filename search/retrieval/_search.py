@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection, transaction
 
@@ -111,6 +112,7 @@ def _execute(
         "semantic_depth": params.semantic_depth,
         "embedding": _vector_literal(embedding) if embedding is not None else None,
         "model": active_model_name(),
+        "exact_max_chunks": settings.SEARCH_EXACT_MAX_CHUNKS,
         "rrf_k": float(params.rrf_k),
         "keyword_weight": float(params.keyword_weight),
         "semantic_weight": float(params.semantic_weight),
@@ -127,8 +129,12 @@ def _execute(
             # going past filtered-out rows so a filtered query still fills its depth.
             cursor.execute(
                 "SELECT set_config('hnsw.ef_search', %s, true),"
-                " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-                [str(max(40, min(1000, params.semantic_depth)))],
+                " set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+                " set_config('hnsw.max_scan_tuples', %s, true)",
+                [
+                    str(max(40, min(1000, params.semantic_depth))),
+                    str(settings.SEARCH_HNSW_MAX_SCAN_TUPLES),
+                ],
             )
             if params.exact:
                 cursor.execute("SELECT set_config('enable_indexscan', 'off', true)")

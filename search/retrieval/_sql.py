@@ -19,6 +19,11 @@ value is a bound parameter; only fragments chosen here (never user text) are spl
   scores, each computed with the collection's own statistics.
 - Semantic leg: cosine distance over the HNSW index, restricted to chunks embedded by
   the active model; iterative index scans (set by the caller) keep filtered queries full.
+  When the readable scope is small (at most `exact_max_chunks` chunks, counted from the
+  collections' statistics) the leg ranks those chunks exactly instead: in a big shared
+  table the index would walk past many other collections' vectors (and an iterative scan
+  gives up after `hnsw.max_scan_tuples`), while reading a few thousand rows is cheap.
+  Exactly one of the two branches runs; the other is cut by a one-time filter.
 - Fusion: score = sum(weight / (rrf_k + rank)) over the legs a chunk appears in.
 """
 
@@ -100,15 +105,31 @@ kw AS (
 )"""
 
 _SEMANTIC_CTE = """
+scope_size AS (
+    SELECT coalesce(sum(st.chunk_count), 0) AS chunks
+    FROM documents_collectiontermstats st
+    WHERE st.collection_id IN (SELECT id FROM scope)
+),
 sem AS (
     SELECT id, 1 - distance AS score, row_number() OVER (ORDER BY distance, id) AS rank
     FROM (
-        SELECT c.id, c.embedding <=> %(embedding)s::vector AS distance
-        FROM documents_chunk c
-        WHERE c.collection_id IN (SELECT id FROM scope)
-          AND c.embedding_model = %(model)s __CHUNK_FILTERS__
-        ORDER BY c.embedding <=> %(embedding)s::vector
-        LIMIT %(semantic_depth)s
+        (SELECT c.id, c.embedding <=> %(embedding)s::vector AS distance
+         FROM documents_chunk c
+         WHERE (SELECT chunks FROM scope_size) > %(exact_max_chunks)s
+           AND c.collection_id IN (SELECT id FROM scope)
+           AND c.embedding_model = %(model)s __CHUNK_FILTERS__
+         ORDER BY c.embedding <=> %(embedding)s::vector
+         LIMIT %(semantic_depth)s)
+        UNION ALL
+        -- "+ 0" keeps the planner off the HNSW index: this branch reads the scope's
+        -- chunks through the collection index and ranks them exactly.
+        (SELECT c.id, c.embedding <=> %(embedding)s::vector AS distance
+         FROM documents_chunk c
+         WHERE (SELECT chunks FROM scope_size) <= %(exact_max_chunks)s
+           AND c.collection_id IN (SELECT id FROM scope)
+           AND c.embedding_model = %(model)s __CHUNK_FILTERS__
+         ORDER BY (c.embedding <=> %(embedding)s::vector) + 0, c.id
+         LIMIT %(semantic_depth)s)
     ) nearest
 )"""
 

@@ -304,3 +304,61 @@ def test_collections_of_different_languages_search_together(db: None, ingest: An
     assert _titles(de) == ["haus.txt"]
     both = search(SearchParams(query="Häusern houses", mode="keyword"), user=None)
     assert set(_titles(both)) == {"haus.txt", "house.txt"}
+
+
+def _explain_search(params: SearchParams, user: Any) -> list[dict[str, Any]]:
+    """Run a search, then EXPLAIN ANALYZE its statement; return every plan node."""
+    import json
+
+    captured: list[tuple[str, Any]] = []
+
+    def capture(execute: Any, sql: str, sql_params: Any, many: bool, context: Any) -> Any:
+        if sql.lstrip().startswith("WITH "):
+            captured.append((sql, sql_params))
+        return execute(sql, sql_params, many, context)
+
+    with connection.execute_wrapper(capture):
+        search(params, user=user)
+    sql, sql_params = captured[-1]
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, sql_params)
+        plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    nodes, stack = [], [plan[0]["Plan"]]
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        stack.extend(node.get("Plans", []))
+    return nodes
+
+
+def _semantic_branches_run(nodes: list[dict[str, Any]]) -> dict[str, bool]:
+    """Which branch of the semantic leg ran: each sits under a one-time filter on the
+    scope size, and the branch whose filter is false is never executed."""
+    ran = {}
+    for node in nodes:
+        condition = node.get("One-Time Filter", "")
+        if "InitPlan" in condition:
+            branch = "exact" if "<=" in condition else "index"
+            ran[branch] = any(child.get("Actual Loops", 0) > 0 for child in node["Plans"])
+    return ran
+
+
+def test_small_scopes_rank_exactly_and_big_ones_use_the_index(corpus: Any, settings: Any) -> None:
+    params = SearchParams(query="What do cats eat?", mode="semantic", top_k=5)
+    exact = search(params, user=None)
+    assert _semantic_branches_run(_explain_search(params, None)) == {
+        "exact": True,
+        "index": False,
+    }
+    settings.SEARCH_EXACT_MAX_CHUNKS = 0  # every scope counts as big: the HNSW branch
+    indexed = search(params, user=None)
+    assert _semantic_branches_run(_explain_search(params, None)) == {
+        "exact": False,
+        "index": True,
+    }
+    # On five documents the index is exact too: both branches agree.
+    assert _titles(indexed) == _titles(exact)
+    assert [round(r.semantic_score, 5) for r in indexed.results] == [
+        round(r.semantic_score, 5) for r in exact.results
+    ]
