@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
@@ -377,3 +378,52 @@ def test_staff_see_and_change_only_what_they_own_or_were_granted(db: None, inges
     assert "grants-TOTAL_FORMS" in own_page
     other_page = client.get(f"/admin/documents/collection/{readable.pk}/change/")
     assert "grants-TOTAL_FORMS" not in other_page.content.decode()
+
+
+def test_the_owner_grants_access_in_the_admin(db: None, ingest: Any) -> None:
+    owner, colleague = UserFactory(is_staff=True), UserFactory()
+    collection = CollectionFactory(name="Team", slug="team", owner=owner)
+    client = Client()
+    client.force_login(owner)
+    response = client.post(
+        f"/admin/documents/collection/{collection.pk}/change/",
+        {
+            "name": "Team",
+            "slug": "team",
+            "description": "",
+            "search_config": "english",
+            "grants-TOTAL_FORMS": "1",
+            "grants-INITIAL_FORMS": "0",
+            "grants-MIN_NUM_FORMS": "0",
+            "grants-MAX_NUM_FORMS": "1000",
+            "grants-0-user": str(colleague.pk),
+            "grants-0-permission": "write",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    grant = CollectionGrant.objects.get(collection=collection)
+    assert (grant.user, grant.permission) == (colleague, "write")
+    # A grant naming both a user and a group is a form error, not a crash.
+    response = client.post(
+        f"/admin/documents/collection/{collection.pk}/change/",
+        {
+            "name": "Team",
+            "slug": "team",
+            "description": "",
+            "search_config": "english",
+            "grants-TOTAL_FORMS": "2",
+            "grants-INITIAL_FORMS": "1",
+            "grants-MIN_NUM_FORMS": "0",
+            "grants-MAX_NUM_FORMS": "1000",
+            "grants-0-id": str(grant.pk),
+            "grants-0-collection": str(collection.pk),
+            "grants-0-user": str(colleague.pk),
+            "grants-0-permission": "write",
+            "grants-1-user": str(owner.pk),
+            "grants-1-group": str(Group.objects.create(name="g").pk),
+            "grants-1-permission": "read",
+        },
+    )
+    assert response.status_code == 200
+    assert "A grant names either a user or a group." in response.content.decode()
+    assert CollectionGrant.objects.count() == 1
