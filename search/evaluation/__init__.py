@@ -4,6 +4,9 @@ dataset = load_beir(Path("../shared/datasets/scifact"), split="test")
 collection = ingest_corpus(dataset, progress=...)
 report = evaluate(collection=collection, queries=dataset.queries, qrels=dataset.qrels,
                   variants=default_variants())
+
+Tuning (train split only): one `SweepTarget` per contextual-header setting, each from
+`ingest_corpus(dataset, context_header=...)`, then `sweep(targets=..., grid=SWEEP_GRID)`.
 """
 
 from search.evaluation._data import BeirDataset, DatasetError, load_beir, load_qrels, load_queries
@@ -17,19 +20,33 @@ from search.evaluation._run import (
     resolve_qrels,
     run_variant,
 )
+from search.evaluation._sweep import (
+    HEADER,
+    SWEEP_GRID,
+    SweepTarget,
+    header_values,
+    sweep,
+    sweep_size,
+)
 
 __all__ = [
+    "HEADER",
+    "SWEEP_GRID",
     "BeirDataset",
     "DatasetError",
+    "SweepTarget",
     "Variant",
     "compute_metrics",
     "corpus_collection_slug",
     "default_variants",
     "evaluate",
+    "header_values",
     "ingest_corpus",
     "load_beir",
     "load_qrels",
     "load_queries",
     "resolve_qrels",
     "run_variant",
+    "sweep",
+    "sweep_size",
 ]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
+from django.test import override_settings
 
 from documents.embedding import active_model_name
 from documents.models import Collection, Document
@@ -61,8 +62,17 @@ def corpus_collection_slug(dataset_name: str) -> str:
     return f"beir-{base[:60]}-{digest}"
 
 
-def ingest_corpus(dataset: BeirDataset, *, progress: Progress = None) -> Collection:
-    """Ingest the corpus into its own collection, or reuse it when already complete."""
+def ingest_corpus(
+    dataset: BeirDataset, *, progress: Progress = None, context_header: bool | None = None
+) -> Collection:
+    """Ingest the corpus into its own collection, or reuse it when already complete.
+
+    ``context_header`` overrides ``CHUNK_CONTEXT_HEADER`` for this ingestion; the
+    collection's slug names the setting, so each setting gets (and reuses) its own.
+    """
+    if context_header is not None and context_header != settings.CHUNK_CONTEXT_HEADER:
+        with override_settings(CHUNK_CONTEXT_HEADER=context_header):
+            return ingest_corpus(dataset, progress=progress)
     slug = corpus_collection_slug(dataset.name)
     collection = Collection.objects.filter(slug=slug).first() or collection_create(
         owner=None,

@@ -184,15 +184,55 @@ def test_sweep_refuses_the_test_split(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.parametrize(
+    ("source", "grid", "message"),
+    [
+        ("dataset", {"rrfk": [60]}, "unknown key"),
+        ("dataset", {"context_header": ["maybe"]}, "on/off"),
+        ("dataset", {"depth": []}, "at least one value"),
+        ("collection", {"context_header": ["off"]}, "sweep it with --dataset"),
+    ],
+)
+def test_sweep_refuses_grids_it_cannot_run(
+    tmp_path: Path, source: str, grid: dict, message: str
+) -> None:
+    root = _dataset(tmp_path / "g")
+    where = (
+        ["--dataset", str(root), "--split", "train"]
+        if source == "dataset"
+        else [
+            "--collection",
+            "mine",
+            "--queries",
+            str(root / "queries_train.jsonl"),
+            "--qrels",
+            str(root / "qrels" / "train.tsv"),
+        ]
+    )
+    with pytest.raises(CommandError, match=message):
+        call_command("evaluate", *where, "--sweep", "--grid", json.dumps(grid), stdout=StringIO())
+
+
 def test_sweep_picks_the_known_best_setting(db: None, tmp_path: Path) -> None:
     """The queries mean music but name an invoice by its number: only the keyword leg
-    finds the judged invoices, so keyword-only fusion must win over semantic-only."""
+    finds the judged invoices, so keyword-only fusion must win over semantic-only, with
+    the contextual header on and off alike. Each header setting is ingested into its own
+    collection, embedded with or without the header."""
+    import numpy as np
+
+    from documents.embedding import embed_texts
+    from documents.models import Chunk, Collection
+
     corpus = [
-        {"_id": f"inv{i}", "title": "", "text": f"Invoice {code} for office chairs."}
+        {"_id": f"inv{i}", "title": "Office supplies", "text": f"Invoice {code} for chairs."}
         for i, code in enumerate(["QX7731", "ZR4410", "KW9902"])
     ]
     corpus += [
-        {"_id": f"m{i}", "title": "", "text": f"The orchestra performed symphony {i} by Mozart."}
+        {
+            "_id": f"m{i}",
+            "title": "Concert programme",
+            "text": f"The orchestra performed symphony {i} by Mozart.",
+        }
         for i in range(8)
     ]
     root = _dataset(tmp_path / "sweep", corpus=corpus)
@@ -203,7 +243,12 @@ def test_sweep_picks_the_known_best_setting(db: None, tmp_path: Path) -> None:
     (root / "queries_train.jsonl").write_text("\n".join(json.dumps(q) for q in queries))
     (root / "qrels" / "train.tsv").write_text("".join(f"q{i}\tinv{i}\t1\n" for i in range(3)))
     out = StringIO()
-    grid = {"rrf_k": [60], "weights": [[0.0, 1.0], [1.0, 0.0]], "depth": [50]}
+    grid = {
+        "rrf_k": [60],
+        "weights": [[0.0, 1.0], [1.0, 0.0]],
+        "depth": [50],
+        "context_header": ["on", "off"],
+    }
     call_command(
         "evaluate",
         "--dataset",
@@ -216,9 +261,35 @@ def test_sweep_picks_the_known_best_setting(db: None, tmp_path: Path) -> None:
         stdout=out,
         verbosity=0,
     )
-    score, best = out.getvalue().split("BEST ", 1)[1].split(" ", 1)
+    listing, best_line = out.getvalue().split("BEST ", 1)
+    score, best = best_line.split(" ", 1)
     assert json.loads(best)["keyword_weight"] == 1.0
     assert json.loads(best)["semantic_weight"] == 0.0
+    assert json.loads(best)["context_header"] in ("on", "off")
     assert float(score) == pytest.approx(1.0)
-    # The losing setting is listed with a lower score.
-    assert '"semantic_weight": 1.0' in out.getvalue().split("BEST")[0]
+    # Every setting is listed with its header; the losing ones with a lower score.
+    rows = [line.split(None, 1) for line in listing.splitlines()[1:]]
+    settings_by_score = [(float(s), json.loads(setting)) for s, setting in rows]
+    for header in ("on", "off"):
+        assert any(
+            setting["context_header"] == header and setting["keyword_weight"] == 1.0 and s == 1.0
+            for s, setting in settings_by_score
+        )
+        assert any(
+            setting["context_header"] == header and setting["semantic_weight"] == 1.0 and s < 1.0
+            for s, setting in settings_by_score
+        )
+    # Two collections with the same chunks: only the "on" one embedded the title with them.
+    collections = list(Collection.objects.filter(slug__startswith="beir-sweep-"))
+    assert len(collections) == 2
+    texts = {
+        c.pk: dict(Chunk.objects.filter(collection=c).values_list("text", "embedding"))
+        for c in collections
+    }
+    first, second = texts.values()
+    assert set(first) == set(second)
+    text = next(t for t in first if "QX7731" in t)
+    bare = embed_texts([text])[0]
+    similarity = sorted(float(np.dot(bare, np.array(t[text]))) for t in (first, second))
+    assert similarity[1] == pytest.approx(1.0, abs=1e-4)  # header off: the text alone
+    assert similarity[0] < 0.999  # header on: "Office supplies" in front of it

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -12,35 +11,22 @@ from tqdm import tqdm
 
 from documents.models import Collection
 from search.evaluation import (
+    HEADER,
+    SWEEP_GRID,
+    BeirDataset,
     DatasetError,
-    Variant,
+    SweepTarget,
     default_variants,
     evaluate,
+    header_values,
     ingest_corpus,
     load_beir,
     load_qrels,
     load_queries,
     resolve_qrels,
+    sweep,
+    sweep_size,
 )
-
-# Each combination runs every query through the real search; keep the grid small.
-SWEEP_GRID: dict[str, list[Any]] = {
-    "rrf_k": [10, 30, 60, 100],
-    "weights": [(1.0, 1.0), (1.5, 1.0), (1.0, 1.5), (2.0, 1.0)],  # keyword, semantic
-    "depth": [100, 200],  # candidates per leg
-}
-MMR_LAMBDAS = [None, 0.5, 0.7, 0.9]
-
-
-def sweep_options(combo: dict[str, Any]) -> dict[str, Any]:
-    keyword_weight, semantic_weight = combo["weights"]
-    return {
-        "rrf_k": combo["rrf_k"],
-        "keyword_weight": keyword_weight,
-        "semantic_weight": semantic_weight,
-        "keyword_depth": combo["depth"],
-        "semantic_depth": combo["depth"],
-    }
 
 
 class Command(BaseCommand):
@@ -63,32 +49,26 @@ class Command(BaseCommand):
         parser.add_argument(
             "--sweep",
             action="store_true",
-            help="Grid-search the fusion parameters and MMR lambda; refuses the test split.",
+            help="Grid-search the fusion parameters, the contextual chunk header (one "
+            "ingestion per setting) and MMR lambda; refuses the test split.",
         )
         parser.add_argument(
             "--grid",
             help='Sweep grid as JSON, e.g. {"rrf_k": [20, 60], "weights": [[1, 1], [2, 1]], '
-            '"depth": [100]} (weights are keyword, semantic).',
+            '"depth": [100], "context_header": ["on", "off"]} (weights are keyword, '
+            "semantic); keys left out keep their defaults.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         quiet = options["verbosity"] < 1
+        if options["sweep"]:
+            self._sweep(options, quiet=quiet)
+            return
         try:
             collection, queries, qrels = self._load(options, quiet=quiet)
         except DatasetError as exc:
             raise CommandError(str(exc)) from exc
-        if options["limit"]:
-            keep = list(qrels)[: options["limit"]]
-            qrels = {qid: qrels[qid] for qid in keep}
-        if options["sweep"]:
-            grid = dict(SWEEP_GRID)
-            if options["grid"]:
-                try:
-                    grid.update(json.loads(options["grid"]))
-                except (ValueError, TypeError) as exc:
-                    raise CommandError(f"--grid is not a JSON object: {exc}") from exc
-            self._sweep(collection, queries, qrels, grid=grid, quiet=quiet)
-            return
+        qrels = self._limit(qrels, options)
         variants = default_variants()
         if options["modes"]:
             wanted = options["modes"].split(",")
@@ -111,25 +91,44 @@ class Command(BaseCommand):
             self._chart(report, options["chart"])
             self.stdout.write(f"wrote {options['chart']}")
 
+    @staticmethod
+    def _limit(
+        qrels: dict[str, dict[str, int]], options: dict[str, Any]
+    ) -> dict[str, dict[str, int]]:
+        if not options["limit"]:
+            return qrels
+        return {qid: qrels[qid] for qid in list(qrels)[: options["limit"]]}
+
+    def _dataset(self, options: dict[str, Any]) -> BeirDataset | None:
+        if not options["dataset"]:
+            if not (options["collection"] and options["queries"] and options["qrels"]):
+                raise CommandError(
+                    "give --dataset DIR [--split NAME], or --collection SLUG --queries FILE "
+                    "--qrels FILE"
+                )
+            return None
+        if options["sweep"] and options["split"] == "test":
+            raise CommandError(
+                "--sweep tunes parameters: use the train split, never test "
+                "(report test only with the chosen settings)"
+            )
+        return load_beir(options["dataset"], split=options["split"])
+
+    def _ingest(
+        self, dataset: BeirDataset, *, quiet: bool, context_header: bool | None = None
+    ) -> tuple[Collection, dict[str, dict[str, int]]]:
+        label = {None: "", True: " (header on)", False: " (header off)"}[context_header]
+        with tqdm(desc=f"ingesting{label}", unit="doc", disable=quiet) as bar:
+            collection = ingest_corpus(dataset, progress=bar.update, context_header=context_header)
+        return collection, resolve_qrels(collection, dataset.qrels)
+
     def _load(
         self, options: dict[str, Any], *, quiet: bool
     ) -> tuple[Collection, dict[str, str], dict[str, dict[str, int]]]:
-        if options["dataset"]:
-            if options["sweep"] and options["split"] == "test":
-                raise CommandError(
-                    "--sweep tunes parameters: use the train split, never test "
-                    "(report test only with the chosen settings)"
-                )
-            dataset = load_beir(options["dataset"], split=options["split"])
-            with tqdm(desc="ingesting", unit="doc", disable=quiet) as bar:
-                collection = ingest_corpus(dataset, progress=bar.update)
-            qrels = resolve_qrels(collection, dataset.qrels)
+        dataset = self._dataset(options)
+        if dataset is not None:
+            collection, qrels = self._ingest(dataset, quiet=quiet)
             return collection, dataset.queries, qrels
-        if not (options["collection"] and options["queries"] and options["qrels"]):
-            raise CommandError(
-                "give --dataset DIR [--split NAME], or --collection SLUG --queries FILE "
-                "--qrels FILE"
-            )
         collection = Collection.objects.filter(slug=options["collection"]).first()
         if collection is None:
             raise CommandError(f"no collection {options['collection']!r}")
@@ -190,44 +189,48 @@ class Command(BaseCommand):
         fig.savefig(path, dpi=110)
         plt.close(fig)
 
-    def _sweep(
-        self,
-        collection: Collection,
-        queries: dict[str, str],
-        qrels: dict[str, dict[str, int]],
-        *,
-        grid: dict[str, list[Any]],
-        quiet: bool,
-    ) -> None:
-        combos = [
-            sweep_options(dict(zip(grid, values, strict=True)))
-            for values in itertools.product(*grid.values())
-        ]
-        results: list[tuple[float, dict[str, Any]]] = []
-        with tqdm(total=len(combos) + len(MMR_LAMBDAS), desc="sweeping", disable=quiet) as bar:
-            for combo in combos:
-                report = evaluate(
-                    collection=collection,
-                    queries=queries,
-                    qrels=qrels,
-                    variants=[Variant("hybrid", "hybrid", combo)],
-                )
-                results.append((report["hybrid"]["ndcg@10"], combo))
-                bar.update(1)
-            best_score, best = max(results, key=lambda item: item[0])
-            for lambda_ in MMR_LAMBDAS:
-                options = {**best, "mmr_lambda": lambda_}
-                report = evaluate(
-                    collection=collection,
-                    queries=queries,
-                    qrels=qrels,
-                    variants=[Variant("hybrid", "hybrid", options)],
-                )
-                results.append((report["hybrid"]["ndcg@10"], options))
-                bar.update(1)
-        results.sort(key=lambda item: -item[0])
+    def _sweep(self, options: dict[str, Any], *, quiet: bool) -> None:
+        try:
+            given = json.loads(options["grid"]) if options["grid"] else {}
+        except ValueError as exc:
+            raise CommandError(f"--grid is not valid JSON: {exc}") from exc
+        if not isinstance(given, dict) or not all(isinstance(v, list) for v in given.values()):
+            raise CommandError("--grid must be a JSON object of lists")
+        unknown = sorted(set(given) - set(SWEEP_GRID))
+        if unknown:
+            raise CommandError(
+                f"--grid: unknown key(s) {', '.join(unknown)}; known: {', '.join(SWEEP_GRID)}"
+            )
+        grid: dict[str, list[Any]] = {**SWEEP_GRID, **given}
+        empty = [key for key, values in grid.items() if not values]
+        if empty:
+            raise CommandError(f"--grid: {', '.join(empty)} needs at least one value")
+        try:
+            headers = header_values(grid.pop(HEADER))
+            dataset = self._dataset(options)
+            if dataset is None:
+                # A user's collection is evaluated as it was ingested.
+                if HEADER in given:
+                    raise CommandError(
+                        f"{HEADER} needs one ingestion per setting: sweep it with --dataset"
+                    )
+                collection, queries, qrels = self._load(options, quiet=quiet)
+                targets = [SweepTarget(collection, self._limit(qrels, options))]
+                self.stdout.write(f"{HEADER} not varied: --collection is used as ingested")
+            else:
+                queries = dataset.queries
+                targets = []
+                for header in headers:
+                    collection, qrels = self._ingest(
+                        dataset, quiet=quiet, context_header=header == "on"
+                    )
+                    targets.append(SweepTarget(collection, self._limit(qrels, options), header))
+        except (DatasetError, ValueError) as exc:
+            raise CommandError(str(exc)) from exc
+        with tqdm(total=sweep_size(grid, len(targets)), desc="sweeping", disable=quiet) as bar:
+            results = sweep(targets=targets, queries=queries, grid=grid, progress=bar.update)
         self.stdout.write("best settings by nDCG@10:")
-        for score, combo in results[:10]:
-            self.stdout.write(f"  {score:.4f}  {json.dumps(combo)}")
-        score, combo = results[0]
-        self.stdout.write(f"BEST {score:.4f} {json.dumps(combo)}")
+        for score, setting in results[:10]:
+            self.stdout.write(f"  {score:.4f}  {json.dumps(setting)}")
+        score, setting = results[0]
+        self.stdout.write(f"BEST {score:.4f} {json.dumps(setting)}")
