@@ -3,13 +3,20 @@
 Threads rather than extra processes: each process loads the embedding model for query
 embeddings (~100 MB), and threads let one slow request (a long upload, a streamed
 answer) run without blocking the others.
+
+Streamed answers (/api/v1/ask/ with "stream": true) each hold one thread while the model
+writes, so WORKERS x THREADS is also the number of answers streaming at once (plus the
+other requests). With the gthread worker, `timeout` only restarts a process whose main
+loop stops responding; it does not cut a long stream, which ends when the model is done or
+stays silent for LLM_TIMEOUT seconds. A proxy in front must not buffer text/event-stream
+(the API sends `X-Accel-Buffering: no` for nginx) and must allow reads as long.
 """
 
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
-worker_class = "gthread"
+worker_class = "gthread"  # not "sync": one stream would block its whole process
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = 30

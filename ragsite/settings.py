@@ -248,3 +248,25 @@ SEARCH_DEFAULTS = {
     "keyword_depth": env.int("SEARCH_KEYWORD_DEPTH", default=200),
     "semantic_depth": env.int("SEARCH_SEMANTIC_DEPTH", default=200),
 }
+
+# --- RAG: context and answers (issue 8) ---
+# Token budget of /api/v1/context/ and /api/v1/ask/: the default and the most a request
+# may ask for. Counts come from RAG_TOKENIZER_PATH (a tokenizer.json; empty: the embedding
+# model's), which may differ from the LLM's own count, so only (1 - margin) of a budget is
+# filled.
+RAG_CONTEXT_TOKENS = env.int("RAG_CONTEXT_TOKENS", default=2000)
+RAG_MAX_CONTEXT_TOKENS = env.int("RAG_MAX_CONTEXT_TOKENS", default=32000)
+RAG_TOKEN_SAFETY_MARGIN = env.float("RAG_TOKEN_SAFETY_MARGIN", default=0.1)
+RAG_TOKENIZER_PATH = env.str("RAG_TOKENIZER_PATH", default="")
+# Instruction-like text inside documents ("ignore previous instructions", role markers):
+# "fence" quotes it between ⟦ ⟧ and flags the passage, "flag" only flags it, "off" neither.
+RAG_INSTRUCTION_POLICY = env.str("RAG_INSTRUCTION_POLICY", default="fence")
+# Any OpenAI-compatible Chat Completions server (OpenAI, vLLM, Ollama, llama.cpp), e.g.
+# http://127.0.0.1:11434/v1 for Ollama. Empty: /api/v1/ask/ answers 503.
+LLM_BASE_URL = env.str("LLM_BASE_URL", default="")
+LLM_MODEL = env.str("LLM_MODEL", default="")
+LLM_API_KEY = env.str("LLM_API_KEY", default="")
+# Seconds to wait for the model's first (and, streaming, each next) bytes: then 504.
+LLM_TIMEOUT = env.float("LLM_TIMEOUT", default=60.0)
+LLM_MAX_TOKENS = env.int("LLM_MAX_TOKENS", default=1024)  # of the answer; 0: not sent
+LLM_TEMPERATURE = env.float("LLM_TEMPERATURE", default=0.0)

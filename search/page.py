@@ -4,6 +4,7 @@ empty states. The view only renders what `search_page_context` returns."""
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,15 @@ from django.utils.http import urlencode
 from documents.models import Document
 from documents.selectors import collection_list_readable, document_list_readable
 from search.forms import MODE_LABELS, SearchForm
+from search.rag import (
+    CITATION,
+    Answer,
+    ContextParams,
+    LLMError,
+    Passage,
+    answer_create,
+    llm_config,
+)
 from search.retrieval import Filters, QueryError, SearchParams, SearchResult, search
 
 PAGE_SIZE = 10
@@ -53,6 +63,16 @@ class ResultCard:
     heading: str
     legs: list[LegExplanation]
     fused: str  # how the final score came about
+
+
+@dataclass(frozen=True)
+class AnswerPart:
+    """A piece of an answer: plain text, or a citation [n] linking to its passage."""
+
+    text: str
+    number: int | None = None
+    url: str = ""
+    title: str = ""
 
 
 @dataclass(frozen=True)
@@ -192,7 +212,56 @@ def _initial(data: QueryDict) -> dict[str, Any]:
     }
 
 
-def search_page_context(*, data: QueryDict, user: User) -> dict[str, Any]:
+def answer_parts(text: str, passages: list[Passage]) -> list[AnswerPart]:
+    """The answer as text and links, so the template escapes the model's words and only
+    the citation links are ours."""
+    by_number = {p.number: p for p in passages}
+    parts: list[AnswerPart] = []
+    position = 0
+    for match in CITATION.finditer(text):
+        numbers = [int(n) for n in re.split(r"\s*[,;]\s*", match.group(1))]
+        if not all(n in by_number for n in numbers):
+            continue  # a number that names no passage stays plain text
+        parts.append(AnswerPart(text[position : match.start()]))
+        for n in numbers:
+            passage = by_number[n]
+            url = document_url(passage.document_id, passage.chunk_id)
+            parts.append(AnswerPart(f"[{n}]", n, url, passage.document_title))
+        position = match.end()
+    parts.append(AnswerPart(text[position:]))
+    return [part for part in parts if part.text]
+
+
+def _answer(form: SearchForm, *, user: User) -> dict[str, Any]:
+    """The model's answer to the searched query over the same collections, or why not."""
+    values = form.cleaned_data
+    slugs = values["collection"]
+    params = ContextParams(
+        search=SearchParams(
+            query=values["q"],
+            mode=values["mode"],
+            filters=Filters(collections=slugs) if slugs else Filters(),
+            **settings.SEARCH_DEFAULTS,
+        ),
+        max_tokens=settings.RAG_CONTEXT_TOKENS,
+    )
+    try:
+        answer: Answer = answer_create(params=params, user=user)
+    except (LLMError, QueryError) as exc:
+        message = str(exc)
+        return {"answer_error": message[:1].upper() + message[1:] + "."}
+    return {
+        "answer": answer,
+        "answer_parts": answer_parts(answer.text, answer.context.citations),
+        "answer_sources": [
+            (p, document_url(p.document_id, p.chunk_id), pages_label(p.first_page, p.last_page))
+            for p in answer.citations
+        ],
+    }
+
+
+def search_page_context(*, data: QueryDict, user: User, ask: bool = False) -> dict[str, Any]:
+    """The page for a search; `ask` (a posted Ask form) adds the model's answer."""
     collections = list(collection_list_readable(user=user).only("name", "slug"))
     if "q" in data:
         form = SearchForm(data, collections=collections)
@@ -209,6 +278,10 @@ def search_page_context(*, data: QueryDict, user: User) -> dict[str, Any]:
     if form.is_bound and form.is_valid():
         names = {c.slug: c.name for c in collections}
         context.update(_search_results(form, data=data, user=user, collection_names=names))
+    config = llm_config()
+    context["ask_model"] = config.model if config else None
+    if ask and config and context.get("cards"):
+        context.update(_answer(form, user=user))
     return context
 
 
@@ -258,5 +331,7 @@ def _search_results(
             if mode != params.mode
         ],
         "filtered": bool(slugs),
+        "mode": params.mode,
+        "collections": slugs,
         "all_collections_url": page_url(data, collection=None, page=None),
     }

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import serializers
+
+from search.page import document_url
+from search.rag.context import ORDERS, Passage
+from search.serializers import SearchRequestSerializer
+
+
+class ContextRequestSerializer(SearchRequestSerializer):
+    """A search (same fields and limits) plus the context's budget and order."""
+
+    offset = None  # the context is the best passages: there is no next page of it
+    max_tokens = serializers.IntegerField(
+        min_value=64,  # room for a citation header and a useful piece of one passage
+        max_value=settings.RAG_MAX_CONTEXT_TOKENS,
+        default=settings.RAG_CONTEXT_TOKENS,
+        help_text="Token budget of `context`, of which RAG_TOKEN_SAFETY_MARGIN is kept free.",
+    )
+    order = serializers.ChoiceField(
+        choices=ORDERS,
+        default="relevance",
+        help_text="`relevance`: best passage first; `document`: grouped by document, "
+        "in reading order.",
+    )
+
+
+class AskRequestSerializer(ContextRequestSerializer):
+    stream = serializers.BooleanField(
+        default=False, help_text="Answer as Server-Sent Events (text/event-stream)."
+    )
+
+
+class ContextCitationSerializer(serializers.Serializer):
+    number = serializers.IntegerField(help_text="Cited as [number] in the context.")
+    chunk_id = serializers.IntegerField(help_text="The best-ranked chunk of the passage.")
+    chunk_ids = serializers.ListField(
+        child=serializers.IntegerField(), help_text="The chunks merged into the passage."
+    )
+    document_id = serializers.IntegerField()
+    document_title = serializers.CharField()
+    source_name = serializers.CharField()
+    collection = serializers.CharField()
+    first_page = serializers.IntegerField(allow_null=True)
+    last_page = serializers.IntegerField(allow_null=True)
+    char_start = serializers.IntegerField()
+    char_end = serializers.IntegerField()
+    heading_path = serializers.ListField(child=serializers.CharField())
+    score = serializers.FloatField()
+    text = serializers.CharField(
+        help_text="The document's text from char_start to char_end, sanitised for prompting."
+    )
+    sanitized = serializers.ListField(
+        source="flags",
+        child=serializers.CharField(),
+        help_text="What sanitising found: script, html, javascript, control, instructions.",
+    )
+    truncated = serializers.BooleanField(help_text="Cut short to fit the budget.")
+    url = serializers.SerializerMethodField(help_text="The document page at the chunk.")
+
+    def get_url(self, passage: Passage) -> str:
+        return document_url(passage.document_id, passage.chunk_id)
+
+
+class ContextResponseSerializer(serializers.Serializer):
+    query = serializers.CharField()
+    mode = serializers.CharField()
+    context = serializers.CharField(source="text", help_text="The numbered passages.")
+    token_count = serializers.IntegerField()
+    max_tokens = serializers.IntegerField()
+    budget = serializers.IntegerField(help_text="max_tokens less the safety margin.")
+    tokenizer = serializers.CharField()
+    citations = ContextCitationSerializer(many=True)
+    omitted = serializers.IntegerField(help_text="Passages left out for the budget.")
+    timing = serializers.DictField(source="timing_ms", child=serializers.FloatField())
+
+
+class AskResponseSerializer(serializers.Serializer):
+    query = serializers.CharField()
+    answer = serializers.CharField(source="text")
+    model = serializers.CharField(allow_blank=True)
+    finish_reason = serializers.CharField(allow_null=True)
+    citations = ContextCitationSerializer(many=True, help_text="The passages the answer cites.")
+    retrieval = ContextResponseSerializer(source="context")
+    timing = serializers.DictField(source="timing_ms", child=serializers.FloatField())
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    errors = serializers.DictField(required=False, help_text="Per field, for a 400.")
