@@ -3,20 +3,24 @@
 Read top to bottom: `documents_process` claims each document, extracts and chunks it,
 embeds the chunks in batches (several documents share batches, so small documents do
 not waste the model's time), stores each batch as soon as it is embedded (so a killed
-worker resumes where it stopped), and finally swaps the new chunks in atomically.
+worker resumes where it stopped), and finally swaps the new chunks in atomically. A
+database restart in the middle is waited out, and the documents it cut off are queued
+again at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
-from django.db.models import Count, F, Q
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from documents.chunking import ChunkSpan, chunk_document, contextual_header, embedding_text
@@ -40,7 +44,11 @@ CONTEXT_MAX_TOKENS = 64
 # A retry scheduled for `updated + delay` must find its document claimable.
 _CLOCK_SLACK = timedelta(seconds=2)
 _KILL_GRACE = timedelta(seconds=10)
+# A task waits for a restarted database until this long before django-q2's time limit,
+# then gives up and leaves its documents to the broker's re-delivery.
+_OUTAGE_MARGIN_SECONDS = 5
 Status = Document.Status
+T = TypeVar("T")
 
 
 @dataclass
@@ -66,32 +74,41 @@ def chunking_fingerprint(document: Document) -> str:
 
 
 def documents_process(*, document_ids: list[int]) -> None:
+    # Every database write below survives a database restart by waiting for the server
+    # (until shortly before the task's time limit), so a restart costs a retry, not the
+    # stuck-document sweep's wait.
+    deadline = time.monotonic() + max(0, settings.Q_CLUSTER["timeout"] - _OUTAGE_MARGIN_SECONDS)
     works: list[_Work] = []
-    for document in _claim(document_ids):
+    for document in _until_database_returns(lambda: _claim(document_ids), deadline=deadline):
         try:
             works.append(_prepare(document))
         except ExtractionError as exc:
             # Deterministic: the same bytes fail the same way, so no automatic retry.
-            _fail(document, str(exc))
+            _fail(document, str(exc), deadline=deadline)
         except Exception as exc:
-            _retry_or_fail(document, exc)
+            _retry_or_fail(document, exc, deadline=deadline)
     if not works:
         return
     try:
         _embed_and_stage(works)
     except Exception as exc:  # the model or the database failed: retry them all later
         for work in works:
-            _retry_or_fail(work.document, exc)
+            _retry_or_fail(work.document, exc, deadline=deadline)
         return
     try:
         done = _finalize(works)
     except Exception as exc:
         for work in works:
-            _retry_or_fail(work.document, exc)
+            _retry_or_fail(work.document, exc, deadline=deadline)
         return
-    for collection_id in collections_needing_rebuild(
-        collection_ids=sorted({work.document.collection_id for work in done})
-    ):
+    _until_database_returns(
+        lambda: _rebuild_drifted(sorted({work.document.collection_id for work in done})),
+        deadline=deadline,
+    )
+
+
+def _rebuild_drifted(collection_ids: list[int]) -> None:
+    for collection_id in collections_needing_rebuild(collection_ids=collection_ids):
         with transaction.atomic():
             keyword_index_rebuild_collection(collection_id=collection_id, reanalyse=False)
 
@@ -364,30 +381,90 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=settings.INGEST_RETRY_BASE_SECONDS * 4 ** max(0, attempts - 1))
 
 
-def _fail(document: Document, reason: str) -> None:
-    Document.objects.filter(pk=document.pk).update(
-        status=Status.FAILED, error=reason[:2000], processing_started=None, updated=timezone.now()
+def _fail(document: Document, reason: str, *, deadline: float) -> None:
+    _until_database_returns(
+        lambda: _ours(document).update(
+            status=Status.FAILED,
+            error=reason[:2000],
+            processing_started=None,
+            updated=timezone.now(),
+        ),
+        deadline=deadline,
     )
     logger.info("document %s failed: %s", document.pk, reason)
 
 
-def _retry_or_fail(document: Document, exc: Exception) -> None:
+def _retry_or_fail(document: Document, exc: Exception, *, deadline: float) -> None:
     reason = _describe(exc)
     if document.attempts >= settings.INGEST_MAX_ATTEMPTS:
-        _fail(document, f"{reason} (gave up after {document.attempts} attempts)")
+        _fail(document, f"{reason} (gave up after {document.attempts} attempts)", deadline=deadline)
         return
     logger.warning("document %s attempt %s failed: %s", document.pk, document.attempts, reason)
-    delay = retry_delay(document.attempts)
-    Document.objects.filter(pk=document.pk).update(
+    # The database went away (a restart, a failover), not the document: once it answers
+    # again the cause is gone, so queue the document again at once, without back-off.
+    delay = timedelta(0) if _database_lost(exc) else retry_delay(document.attempts)
+    _until_database_returns(
+        lambda: _requeue(document, reason=reason, delay=delay), deadline=deadline
+    )
+
+
+def _ours(document: Document) -> QuerySet[Document]:
+    """The document while our claim on it stands. After a lost connection we cannot know
+    whether the last commit (the one publishing the chunks) went through, and a worker
+    that took over a stale claim must not be overruled."""
+    return Document.objects.filter(
+        pk=document.pk, status=Status.PROCESSING, processing_started=document.processing_started
+    )
+
+
+@transaction.atomic
+def _requeue(document: Document, *, reason: str, delay: timedelta) -> None:
+    from documents.tasks import enqueue_documents, schedule_retry  # tasks import this module
+
+    requeued = _ours(document).update(
         status=Status.PENDING,
         error=reason[:2000],
         processing_started=None,
-        retry_at=timezone.now() + delay,
+        retry_at=timezone.now() + delay if delay else None,
         updated=timezone.now(),
     )
-    from documents.tasks import schedule_retry  # tasks import this module
+    if not requeued:
+        return
+    if delay:
+        schedule_retry(document_id=document.pk, delay=delay)
+    else:
+        enqueue_documents([(document.pk, document.size)])
 
-    schedule_retry(document_id=document.pk, delay=delay)
+
+def _database_lost(exc: BaseException) -> bool:
+    """True when `exc` means the connection to the database is gone, rather than that one
+    statement failed (a deadlock, a timeout)."""
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    # The driver marks its connection closed when the server went away (or a reconnect
+    # failed and left none); a statement that merely failed leaves it open.
+    raw = connection.connection
+    return raw is None or bool(raw.closed)
+
+
+def _until_database_returns(action: Callable[[], T], *, deadline: float) -> T:
+    """Run `action`, again while the database is unreachable, until `deadline`
+    (`time.monotonic()`). Only for actions that are safe to repeat."""
+    pause = 0.5
+    while True:
+        try:
+            return action()
+        except (OperationalError, InterfaceError) as exc:
+            if (
+                connection.in_atomic_block  # the caller's transaction is lost: its call
+                or not _database_lost(exc)
+                or time.monotonic() + pause > deadline
+            ):
+                raise
+            logger.warning("database unavailable, trying again in %.1f s: %s", pause, exc)
+            connection.close()  # a broken connection stays broken; the next query reconnects
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
 
 
 def _describe(exc: Exception) -> str:

@@ -8,8 +8,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, Protocol
 
+import pytest
 from django.conf import settings
 from django.db import connection
 
@@ -23,6 +26,31 @@ def database_url() -> str:
         f"postgres://{params['user']}@/{connection.settings_dict['NAME']}"
         f"?host={params.get('host') or 'localhost'}&port={params.get('port') or 5432}"
     )
+
+
+class LoggedProcess(Protocol):
+    log_path: Path
+
+    def output(self) -> str: ...
+
+
+def wait_until(
+    condition: Callable[[], Any],
+    *,
+    timeout: float,
+    what: str,
+    workers: Sequence[LoggedProcess],
+    interval: float = 0.05,
+) -> Any:
+    """Poll until `condition()` is truthy; on timeout fail with the processes' output."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    logs = "\n".join(f"--- {w.log_path.name} ---\n{w.output()}" for w in workers)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{logs}")
 
 
 class Worker:

@@ -9,7 +9,6 @@ committed transactions (``transaction=True``).
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,13 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django_q.models import OrmQ
 from rest_framework.test import APIClient
 
 from documents.chunking import chunk_document
 from documents.extraction import extract
-from documents.models import Chunk, Document, PendingChunk
-from tests.worker import Worker, database_url
+from documents.models import Chunk, CollectionTermStats, Document, PendingChunk
+from tests.worker import Worker, database_url, wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -32,20 +32,6 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 # document counts as abandoned TASK_TIMEOUT + 10 s after it was claimed.
 TASK_TIMEOUT = 25
 TASK_RETRY_MARGIN = 15
-
-
-def wait_until(
-    condition: Callable[[], Any], *, timeout: float, what: str, workers: list[Worker]
-) -> Any:
-    """Poll until `condition()` is truthy; on timeout fail with the workers' output."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    logs = "\n".join(f"--- {w.log_path.name} ---\n{w.output()}" for w in workers)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{logs}")
 
 
 @pytest.fixture
@@ -217,3 +203,20 @@ def test_a_worker_killed_mid_document_publishes_nothing_and_a_new_one_finishes_i
     assert [(start, end) for _, start, end in chunks] == [(s.start, s.end) for s in clean_spans]
     assert document.chunk_count == clean_count
     assert not PendingChunk.objects.filter(document_id=document_id).exists()
+
+    # Still exactly one set once every delivery has run: the broker's re-delivery and the
+    # stuck-document sweep can both hand the document out again, and neither may add a
+    # second set of chunks or count the chunks twice in the keyword statistics.
+    wait_until(
+        lambda: not OrmQ.objects.exists(),
+        timeout=60,
+        what="every queued task to be delivered",
+        workers=[first, second],
+    )
+    texts = list(
+        Chunk.objects.filter(document_id=document_id)
+        .order_by("ordinal")
+        .values_list("text", flat=True)
+    )
+    assert texts == [document.extracted_text[s.start : s.end] for s in clean_spans]
+    assert CollectionTermStats.objects.get(collection=collection).chunk_count == clean_count
