@@ -307,7 +307,8 @@ def documents_reembed(*, collection: Collection | None = None) -> int:
 def documents_sweep_stuck() -> int:
     """Documents left `processing` past the task timeout: their worker died.
 
-    Re-queue them, or fail them once they used up their attempts. Each update re-checks
+    Re-queue them, or fail them once they used up their attempts; also re-queue pending
+    documents that have no task (see `_orphaned_pending`). Each update re-checks
     the row, so a document another worker claimed meanwhile is left alone. Returns how
     many were swept.
     """
@@ -330,8 +331,27 @@ def documents_sweep_stuck() -> int:
             elif row.update(status=Document.Status.PENDING, retry_at=None, updated=timezone.now()):
                 swept += 1
                 requeue.append((pk, size))
+        orphans = _orphaned_pending()
+        requeue.extend(orphans)
+        swept += len(orphans)
         enqueue_documents(requeue)
     return swept
+
+
+def _orphaned_pending() -> list[tuple[int, int]]:
+    """Pending documents whose task was never queued (the database went away between
+    the upload's commit and the enqueue). Only looked for when the broker's queue is
+    empty: then nothing is coming for them. Re-queueing one that does have a task is
+    harmless anyway, since processing starts by claiming it."""
+    from django_q.models import OrmQ
+
+    if OrmQ.objects.exists():
+        return []
+    now = timezone.now()
+    quiet_since = now - timedelta(seconds=60)
+    orphans = Document.objects.filter(status=Document.Status.PENDING, updated__lt=quiet_since)
+    orphans = orphans.exclude(retry_at__gt=now)
+    return list(orphans.values_list("pk", "size"))
 
 
 def collection_delete(*, collection: Collection) -> None:

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "ragsite.csp.ContentSecurityPolicyMiddleware",
+    "ragsite.unavailable.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -174,7 +175,8 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",
         "LOCATION": "ragsite_cache",
-    }
+    },
+    "worker": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "ragsite API",
@@ -206,6 +208,10 @@ Q_CLUSTER = {
     "catch_up": False,
     "ack_failures": True,
     "label": "Tasks",
+    # Cluster statistics (written every `poll`) stay in the worker's memory rather than
+    # in the database cache the API throttles use: no constant writes, and no error
+    # stream while the database restarts. The admin's cluster status page shows less.
+    "cache": "worker",
 }
 
 # --- Ingestion, chunking and embedding -----------------------------------------------

@@ -130,6 +130,29 @@ def test_sweep_requeues_stuck_documents_and_fails_exhausted_ones(
     assert two.status == "failed" and "worker stopped" in two.error
 
 
+def test_sweep_requeues_pending_documents_that_have_no_task(
+    collection: Any, ingest: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django_q.models import OrmQ
+
+    orphan, waiting, fresh = ingest(
+        collection, {"a.txt": "alpha text", "b.txt": "beta text", "c.txt": "gamma text"}
+    )
+    long_ago = timezone.now() - timedelta(hours=1)
+    Document.objects.filter(pk=orphan.pk).update(status="pending", updated=long_ago)
+    Document.objects.filter(pk=waiting.pk).update(
+        status="pending", updated=long_ago, retry_at=timezone.now() + timedelta(minutes=5)
+    )
+    Document.objects.filter(pk=fresh.pk).update(status="pending")
+    OrmQ.objects.all().delete()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert documents_sweep_stuck() == 1
+    assert OrmQ.objects.count() == 1  # one task, for the orphan only
+    # While the queue holds work, pending documents are presumed to be in it.
+    Document.objects.filter(pk=orphan.pk).update(updated=long_ago)
+    assert documents_sweep_stuck() == 0
+
+
 def test_chunks_swap_atomically_while_reprocessing(collection: Any, ingest: Any) -> None:
     (document,) = ingest(collection, {"a.txt": LONG_TEXT})
     old_ids = set(Chunk.objects.filter(document=document).values_list("id", flat=True))
