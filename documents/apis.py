@@ -21,6 +21,7 @@ from documents.selectors import (
 from documents.serializers import (
     CollectionSerializer,
     DocumentContentSerializer,
+    DocumentListFilterSerializer,
     DocumentSerializer,
     DocumentUpdateSerializer,
     DocumentUploadResultSerializer,
@@ -107,9 +108,11 @@ class CollectionViewSet(viewsets.ModelViewSet):
         data = GrantSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        existed = grant_list(collection=collection).filter(
-            user=values.get("user"), group=values.get("group")
-        ).exists()
+        existed = (
+            grant_list(collection=collection)
+            .filter(user=values.get("user"), group=values.get("group"))
+            .exists()
+        )
         grant = grant_set(
             collection=collection,
             permission=values.get("permission", "read"),
@@ -156,7 +159,12 @@ class DocumentViewSet(
 
     def get_queryset(self) -> QuerySet[Document]:
         queryset = document_list_readable(user=self.request.user).select_related("collection")
-        params = self.request.query_params
+        given = {
+            k: v for k, v in self.request.query_params.items() if k in ("collection", "status")
+        }
+        filters = DocumentListFilterSerializer(data={k: v for k, v in given.items() if v})
+        filters.is_valid(raise_exception=True)
+        params = filters.validated_data
         if params.get("collection"):
             queryset = queryset.filter(collection__slug=params["collection"])
         if params.get("status"):

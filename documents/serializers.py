@@ -13,14 +13,29 @@ from documents.models import Collection, CollectionGrant, Document
 from documents.selectors import collection_list_readable
 
 
+def contains_nul(value: Any) -> bool:
+    """Whether a JSON value holds U+0000 anywhere, keys included. PostgreSQL stores it in
+    neither text nor jsonb, and psycopg refuses to send it: such input is invalid."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(key) or contains_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(contains_nul(item) for item in value)
+    return False
+
+
 def validate_search_config(value: str) -> str:
     """The name must be an installed PostgreSQL text-search configuration."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_ts_config WHERE cfgname = %s", [value])
-        if cursor.fetchone() is None:
-            raise serializers.ValidationError(
-                f"unknown text-search language {value!r} (try english, simple, german, ...)"
-            )
+    known = False
+    if not contains_nul(value):  # no configuration has one, and it cannot be sent
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_ts_config WHERE cfgname = %s", [value])
+            known = cursor.fetchone() is not None
+    if not known:
+        raise serializers.ValidationError(
+            f"unknown text-search language {value!r} (try english, simple, german, ...)"
+        )
     return value
 
 
@@ -101,10 +116,22 @@ class JSONObjectField(serializers.JSONField):
                 raise serializers.ValidationError("must be a JSON object") from exc
         if not isinstance(data, dict):
             raise serializers.ValidationError("must be a JSON object")
+        if contains_nul(data):
+            raise serializers.ValidationError("must not contain NUL characters (\\u0000)")
         return data
 
 
-class ReadableCollectionField(serializers.SlugRelatedField):
+class SlugLookupField(serializers.SlugRelatedField):
+    """A SlugRelatedField that answers "invalid" for a value holding NUL, which the
+    database lookup would otherwise fail on (a 500)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if contains_nul(data):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class ReadableCollectionField(SlugLookupField):
     """A collection slug, looked up only among what the caller may read: a collection
     they cannot see is reported as missing, never as forbidden (no existence leak)."""
 
@@ -151,14 +178,14 @@ class DocumentContentSerializer(serializers.Serializer):
 class GrantSerializer(serializers.ModelSerializer):
     """A grant names a user (by username) or a group (by name), not both."""
 
-    user = serializers.SlugRelatedField(
+    user = SlugLookupField(
         slug_field="username",
         queryset=get_user_model().objects.all(),
         required=False,
         allow_null=True,
         help_text="Username to grant access to.",
     )
-    group = serializers.SlugRelatedField(
+    group = SlugLookupField(
         slug_field="name",
         queryset=Group.objects.all(),
         required=False,
@@ -175,3 +202,10 @@ class GrantSerializer(serializers.ModelSerializer):
         if (attrs.get("user") is None) == (attrs.get("group") is None):
             raise serializers.ValidationError({"user": "name either a user or a group"})
         return attrs
+
+
+class DocumentListFilterSerializer(serializers.Serializer):
+    """The list's query parameters, checked before they reach the database."""
+
+    collection = serializers.SlugField(required=False, max_length=100)
+    status = serializers.ChoiceField(choices=Document.Status.choices, required=False)

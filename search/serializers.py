@@ -7,7 +7,10 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from documents.serializers import contains_nul
 from search.retrieval import MODES, Filters
+
+BIGINT_MAX = 2**63 - 1
 
 FILTER_KEYS = {
     "collections",
@@ -25,7 +28,10 @@ class FiltersSerializer(serializers.Serializer):
         child=serializers.SlugField(), required=False, max_length=100
     )
     documents = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, max_length=1000
+        # Ids are bigint: a larger number would fail in PostgreSQL rather than match nothing.
+        child=serializers.IntegerField(min_value=1, max_value=BIGINT_MAX),
+        required=False,
+        max_length=1000,
     )
     metadata = serializers.DictField(required=False, help_text="JSONB containment.")
     metadata_any = serializers.DictField(
@@ -38,6 +44,14 @@ class FiltersSerializer(serializers.Serializer):
     mime_types = serializers.ListField(
         child=serializers.CharField(max_length=127), required=False, max_length=20
     )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        for name in ("metadata", "metadata_any"):
+            if contains_nul(attrs.get(name)):
+                raise serializers.ValidationError(
+                    {name: "must not contain NUL characters (\\u0000)"}
+                )
+        return attrs
 
 
 @extend_schema_field(FiltersSerializer)
