@@ -82,6 +82,7 @@ import django  # noqa: E402
 django.setup()
 
 import numpy as np  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.db.migrations.executor import MigrationExecutor  # noqa: E402
@@ -395,7 +396,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def hnsw_recall(collection: Collection, embeddings: np.ndarray) -> float:
-    """Recall@10 by distance: a result counts if it lies within the exact 10th distance."""
+    """Recall@10 by distance: a result counts if it lies within the exact 10th distance,
+    with hnsw.ef_search at the product's default candidate depth."""
     hits = 0
     sql = (
         "SELECT embedding <=> %s::vector FROM documents_chunk "
@@ -410,9 +412,11 @@ def hnsw_recall(collection: Collection, embeddings: np.ndarray) -> float:
             cursor.execute(sql, params)
             exact = [row[0] for row in cursor.fetchall()]
         with transaction.atomic(), connection.cursor() as cursor:
+            # ef_search as the product sets it: the semantic leg's candidate depth.
             cursor.execute(
-                "SELECT set_config('hnsw.ef_search', '100', true),"
-                " set_config('hnsw.iterative_scan', 'relaxed_order', true)"
+                "SELECT set_config('hnsw.ef_search', %s, true),"
+                " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+                [str(settings.SEARCH_DEFAULTS["semantic_depth"])],
             )
             cursor.execute(sql, params)
             approx = [row[0] for row in cursor.fetchall()]

@@ -247,7 +247,7 @@ SEARCH_MAX_QUERY_CHARS = env.int("SEARCH_MAX_QUERY_CHARS", default=1000)
 SEARCH_MAX_TOP_K = env.int("SEARCH_MAX_TOP_K", default=100)
 # The semantic leg ranks exactly (no HNSW) when the collections searched hold at most this
 # many chunks: exact and fast there, and immune to a big table of other collections.
-SEARCH_EXACT_MAX_CHUNKS = env.int("SEARCH_EXACT_MAX_CHUNKS", default=10_000)
+SEARCH_EXACT_MAX_CHUNKS = env.int("SEARCH_EXACT_MAX_CHUNKS", default=2_000)
 # How far a filtered HNSW scan may walk before giving up (pgvector's default is 20,000).
 SEARCH_HNSW_MAX_SCAN_TUPLES = env.int("SEARCH_HNSW_MAX_SCAN_TUPLES", default=100_000)
 # Fusion defaults, tuned on SciFact train (docs/benchmarks.md); each is a request parameter.

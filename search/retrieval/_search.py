@@ -17,6 +17,7 @@ from search.retrieval._sql import (
     MARK_START,
     PRUNE_MIN_TERMS,
     PRUNE_POSTINGS,
+    PRUNE_POSTINGS_MAX,
     build_search_sql,
     chunk_filter_sql,
 )
@@ -108,6 +109,7 @@ def _execute(
         "query_text": parsed.text,
         "prune_min_terms": PRUNE_MIN_TERMS,
         "prune_postings": PRUNE_POSTINGS,
+        "prune_postings_max": PRUNE_POSTINGS_MAX,
         "keyword_depth": params.keyword_depth,
         "semantic_depth": params.semantic_depth,
         "embedding": _vector_literal(embedding) if embedding is not None else None,

@@ -13,8 +13,10 @@ value is a bound parameter; only fragments chosen here (never user text) are spl
   sparse vector and scored by inner product against the chunks' BM25 weight vectors.
   Only chunks containing one of the rarest query terms are scored (GIN on the tsvector):
   terms are taken rarest first while their summed posting count stays within
-  `PRUNE_POSTINGS`, and at least `PRUNE_MIN_TERMS` of them. On a small collection
-  that is every term (exact BM25); on a large one it bounds the work per query.
+  `PRUNE_POSTINGS`, and up to `PRUNE_MIN_TERMS` of them while it stays within
+  `PRUNE_POSTINGS_MAX`; the rarest term always. On a small collection that is every
+  term (exact BM25); on a large one it bounds the work per query (scoring costs ~10 us a
+  chunk: at 1M chunks, three forced common terms meant 100k+ chunks and a second).
   Collections of different languages are searched together by merging their BM25
   scores, each computed with the collection's own statistics.
 - Semantic leg: cosine distance over the HNSW index, restricted to chunks embedded by
@@ -36,6 +38,7 @@ from search.retrieval.types import Filters
 
 PRUNE_MIN_TERMS = 3
 PRUNE_POSTINGS = 5_000
+PRUNE_POSTINGS_MAX = 10_000
 SPARSE_DIMS = 1_000_000_000
 
 _SCOPE = """
@@ -81,7 +84,8 @@ qprune AS (
                '''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''', ' | '
            )::tsquery AS tsq
     FROM qranked
-    WHERE rn <= %(prune_min_terms)s OR postings <= %(prune_postings)s
+    WHERE rn = 1 OR postings <= %(prune_postings)s
+       OR (rn <= %(prune_min_terms)s AND postings <= %(prune_postings_max)s)
     GROUP BY collection_id
 ),
 qall AS (
