@@ -33,7 +33,7 @@ Checks excluded, and why:
   rightly refused for reasons a schema cannot express: a slug already taken, a file that
   is not a supported document type, "send either a file or a text", an unknown collection.
 * ``object_level_authorization``: needs a second identity configured in schemathesis;
-  access between users is tested in tests/accounts/test_access.py.
+  access between users is tested from both sides in tests/accounts/test_permissions.py.
 * ``max_response_time``: timing on two shared cores is not a correctness property.
 """
 
