@@ -162,6 +162,10 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
     "EXCEPTION_HANDLER": "ragsite.api.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["ragsite.api.AnonThrottle", "ragsite.api.UserThrottle"],
+    # Proxies in front of gunicorn: anonymous throttling keys on the address the last of
+    # them put in X-Forwarded-For (docker-compose sets 1). 0 ignores the header, which a
+    # client could otherwise forge to dodge its throttle (DRF's default, None, trusts it).
+    "NUM_PROXIES": env.int("API_NUM_PROXIES", default=0),
 }
 # --- Limits (each refusal is a clear 400, 413 or 429; see docs/reliability.md) ---------
 API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=200)  # ?limit= on list endpoints

@@ -122,3 +122,24 @@ def test_files_per_multi_upload_are_capped(settings: Any, db: None) -> None:
     assert response.status_code == 200
     assert "At most 2 files at once; you chose 3." in response.content.decode()
     assert not Document.objects.exists()
+
+
+def test_behind_a_proxy_anonymous_clients_are_told_apart(settings: Any) -> None:
+    settings.API_THROTTLE_ANON = "1/minute"
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    proxy = "10.9.9.9"  # every request arrives from the proxy
+    first = APIClient(REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR="203.0.113.1")
+    second = APIClient(REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR="203.0.113.2")
+    assert first.get("/api/v1/collections/").status_code == 200
+    assert first.get("/api/v1/collections/").status_code == 429
+    assert second.get("/api/v1/collections/").status_code == 200
+
+
+def test_without_a_proxy_a_forged_forwarded_for_does_not_dodge_the_throttle(
+    settings: Any,
+) -> None:
+    settings.API_THROTTLE_ANON = "1/minute"
+    client = APIClient(REMOTE_ADDR="198.51.100.7")
+    assert client.get("/api/v1/collections/").status_code == 200
+    forged = client.get("/api/v1/collections/", HTTP_X_FORWARDED_FOR="192.0.2.99")
+    assert forged.status_code == 429
