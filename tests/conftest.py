@@ -111,3 +111,38 @@ def ingest_files(collection: Any, files: dict[str, bytes | str], **kwargs: Any) 
 @pytest.fixture
 def ingest(db: None) -> Any:
     return ingest_files
+
+
+@pytest.fixture
+def start_worker(
+    transactional_db: None, settings: Any, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Any]:
+    """Start real `manage.py qcluster` workers on the test database: `start(**env)`.
+
+    They are stopped (whole process group) before `transactional_db` flushes the
+    database; their output is printed when the test failed.
+    """
+    from tests.worker import Worker, database_url
+
+    workers: list[Worker] = []
+    failures_before = request.session.testsfailed
+
+    def start(**extra_env: str) -> Worker:
+        worker = Worker(
+            database_url=database_url(),
+            media_root=Path(settings.MEDIA_ROOT),
+            log_path=tmp_path / f"worker-{len(workers) + 1}.log",
+            extra_env=extra_env,
+        )
+        workers.append(worker)
+        worker.wait_ready(timeout=60)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+    if request.session.testsfailed > failures_before:
+        capture = request.config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled():
+            for worker in workers:
+                print(f"\n--- {worker.log_path.name} ---\n{worker.output()}")

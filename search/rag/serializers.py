@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from search.page import document_url
 from search.rag.context import ORDERS, Passage
-from search.serializers import SearchRequestSerializer
+from search.serializers import CitationSerializer, SearchRequestSerializer
 
 
 class ContextRequestSerializer(SearchRequestSerializer):
@@ -32,21 +32,14 @@ class AskRequestSerializer(ContextRequestSerializer):
     )
 
 
-class ContextCitationSerializer(serializers.Serializer):
+class ContextCitationSerializer(CitationSerializer):
+    """A search citation (document, pages, offsets) for a numbered passage."""
+
     number = serializers.IntegerField(help_text="Cited as [number] in the context.")
     chunk_id = serializers.IntegerField(help_text="The best-ranked chunk of the passage.")
     chunk_ids = serializers.ListField(
         child=serializers.IntegerField(), help_text="The chunks merged into the passage."
     )
-    document_id = serializers.IntegerField()
-    document_title = serializers.CharField()
-    source_name = serializers.CharField()
-    collection = serializers.CharField()
-    first_page = serializers.IntegerField(allow_null=True)
-    last_page = serializers.IntegerField(allow_null=True)
-    char_start = serializers.IntegerField()
-    char_end = serializers.IntegerField()
-    heading_path = serializers.ListField(child=serializers.CharField())
     score = serializers.FloatField()
     text = serializers.CharField(
         help_text="The document's text from char_start to char_end, sanitised for prompting."

@@ -9,8 +9,7 @@ committed transactions (``transaction=True``).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from rest_framework.test import APIClient
 from documents.chunking import chunk_document
 from documents.extraction import extract
 from documents.models import Chunk, CollectionTermStats, Document, PendingChunk
-from tests.worker import Worker, database_url, wait_until
+from tests.worker import Worker, wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -35,46 +34,15 @@ TASK_RETRY_MARGIN = 15
 
 
 @pytest.fixture
-def start_worker(
-    transactional_db: None, settings: Any, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Callable[..., Worker]]:
-    """Start a real worker on the test database; stopped (whole group) on teardown, its
-    output shown when the test failed.
-
-    Depends on `transactional_db` so the worker is gone before the database is flushed.
-    """
-    workers: list[Worker] = []
-    failures_before = request.session.testsfailed
+def worker_with_short_limits(start_worker: Callable[..., Worker]) -> Callable[..., Worker]:
+    """Workers with this module's short task limits, so a killed one is noticed soon."""
 
     def start(**extra_env: str) -> Worker:
-        worker = Worker(
-            database_url=database_url(),
-            media_root=Path(settings.MEDIA_ROOT),
-            log_path=tmp_path / f"worker-{len(workers) + 1}.log",
-            extra_env={
-                "TASK_TIMEOUT": str(TASK_TIMEOUT),
-                "TASK_RETRY_MARGIN": str(TASK_RETRY_MARGIN),
-                **extra_env,
-            },
+        return start_worker(
+            TASK_TIMEOUT=str(TASK_TIMEOUT), TASK_RETRY_MARGIN=str(TASK_RETRY_MARGIN), **extra_env
         )
-        workers.append(worker)
-        wait_until(
-            lambda: "running." in worker.output() or not worker.alive(),
-            timeout=60,
-            what="the worker to start",
-            workers=[worker],
-        )
-        assert worker.alive(), f"the worker exited:\n{worker.output()}"
-        return worker
 
-    yield start
-    for worker in workers:
-        worker.stop()
-    if request.session.testsfailed > failures_before:
-        capture = request.config.pluginmanager.getplugin("capturemanager")
-        with capture.global_and_fixture_disabled():
-            for worker in workers:
-                print(f"\n--- {worker.log_path.name} ---\n{worker.output()}")
+    return start
 
 
 def _upload(client: APIClient, collection: Any, name: str, data: bytes) -> int:
@@ -92,9 +60,9 @@ def _statuses(ids: list[int]) -> dict[int, str]:
 
 
 def test_uploads_are_processed_by_a_real_worker(
-    start_worker: Callable[..., Worker], user_client: APIClient, collection: Any
+    worker_with_short_limits: Callable[..., Worker], user_client: APIClient, collection: Any
 ) -> None:
-    worker = start_worker()
+    worker = worker_with_short_limits()
     text = "\n\n".join(
         f"Paragraph {i}: mitochondria produce ATP through oxidative phosphorylation, "
         f"step {i} of the respiratory chain." * 4
@@ -150,7 +118,7 @@ def _long_text(paragraphs: int = 48) -> str:
 
 @pytest.mark.timeout(280)
 def test_a_worker_killed_mid_document_publishes_nothing_and_a_new_one_finishes_it(
-    start_worker: Callable[..., Worker], user_client: APIClient, collection: Any
+    worker_with_short_limits: Callable[..., Worker], user_client: APIClient, collection: Any
 ) -> None:
     batch_size = 4
     data = _long_text().encode()
@@ -162,7 +130,7 @@ def test_a_worker_killed_mid_document_publishes_nothing_and_a_new_one_finishes_i
     clean_count = len(clean_spans)
     assert clean_count >= 40  # many batches of 4: the kill lands between two of them
 
-    first = start_worker(EMBEDDING_BATCH_SIZE=str(batch_size))
+    first = worker_with_short_limits(EMBEDDING_BATCH_SIZE=str(batch_size))
     document_id = _upload(user_client, collection, "long.txt", data)
     staged = wait_until(
         lambda: PendingChunk.objects.filter(document_id=document_id).count() >= batch_size,
@@ -184,7 +152,7 @@ def test_a_worker_killed_mid_document_publishes_nothing_and_a_new_one_finishes_i
     # re-delivers the dead worker's task TASK_TIMEOUT + TASK_RETRY_MARGIN seconds after it
     # was handed out, by when the document counts as abandoned, and the new worker resumes
     # from the stored batches.
-    second = start_worker(EMBEDDING_BATCH_SIZE=str(batch_size))
+    second = worker_with_short_limits(EMBEDDING_BATCH_SIZE=str(batch_size))
     wait_until(
         lambda: _statuses([document_id])[document_id] in ("ready", "failed"),
         timeout=TASK_TIMEOUT + TASK_RETRY_MARGIN + 60,

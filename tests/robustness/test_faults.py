@@ -433,35 +433,6 @@ def test_a_database_restart_during_ingestion_loses_nothing(stack: Stack) -> None
 # --- The embedding model failing -------------------------------------------------------
 
 
-@pytest.fixture
-def start_worker(
-    transactional_db: None, settings: Any, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Callable[..., Worker]]:
-    """A real worker on the test database, stopped before the database is flushed."""
-    workers: list[Worker] = []
-    failures_before = request.session.testsfailed
-
-    def start(**extra_env: str) -> Worker:
-        worker = Worker(
-            database_url=database_url(),
-            media_root=Path(settings.MEDIA_ROOT),
-            log_path=tmp_path / f"worker-{len(workers) + 1}.log",
-            extra_env=extra_env,
-        )
-        workers.append(worker)
-        worker.wait_ready(timeout=60)
-        return worker
-
-    yield start
-    for worker in workers:
-        worker.stop()
-    if request.session.testsfailed > failures_before:
-        capture = request.config.pluginmanager.getplugin("capturemanager")
-        with capture.global_and_fixture_disabled():
-            for worker in workers:
-                print(f"\n--- {worker.log_path.name} ---\n{worker.output()}")
-
-
 def _corrupt_model(path: Path) -> Path:
     """A copy of the packaged model whose weights file is cut short, as a failed download
     or a full disk leaves it; `_repair_model` puts the real weights back."""
