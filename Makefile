@@ -31,7 +31,7 @@ run: install
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	@echo "Web server on http://$(HOST):$(PORT)/ (admin at /admin/), worker running. Ctrl-C stops both."
 	@echo "Create an admin user with: $(PY) manage.py createsuperuser"
-	@trap 'kill 0' EXIT INT TERM; \
+	@trap 'trap - EXIT INT TERM; kill 0' EXIT INT TERM; \
 	  EMBEDDED_KEEP_RUNNING=$${EMBEDDED_KEEP_RUNNING:-false} $(PY) manage.py qcluster & \
 	  $(PY) manage.py runserver $(HOST):$(PORT) --noreload & \
 	  wait -n
