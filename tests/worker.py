@@ -110,13 +110,18 @@ class Worker:
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        """SIGTERM the whole group, then SIGKILL whatever is left of it."""
-        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                self.process.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                continue
+        stop_process_group(self.process, term_seconds=5)
+
+
+def stop_process_group(process: subprocess.Popen[bytes], *, term_seconds: float) -> None:
+    """SIGTERM a process's whole group, then SIGKILL whatever is left of it (children
+    that outlived their parent included)."""
+    for sig, wait in ((signal.SIGTERM, term_seconds), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue

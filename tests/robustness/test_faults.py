@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from django.conf import settings
 
 from documents.chunking import ChunkSpan, chunk_document
 from documents.extraction import extract
-from tests.worker import BASE_DIR, Worker, database_url, wait_until
+from tests.worker import BASE_DIR, Worker, database_url, stop_process_group, wait_until
 
 pytestmark = [pytest.mark.worker]
 
@@ -188,16 +187,7 @@ class WebServer:
         return {master.pid, *(child.pid for child in master.children())}
 
     def stop(self) -> None:
-        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                self.process.wait(timeout=wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        stop_process_group(self.process, term_seconds=10)
 
 
 @dataclass
