@@ -122,7 +122,7 @@ def start_worker(
     They are stopped (whole process group) before `transactional_db` flushes the
     database; their output is printed when the test failed.
     """
-    from tests.worker import Worker, database_url
+    from tests.worker import Worker, database_url, show_output_if_failed
 
     workers: list[Worker] = []
     failures_before = request.session.testsfailed
@@ -141,8 +141,4 @@ def start_worker(
     yield start
     for worker in workers:
         worker.stop()
-    if request.session.testsfailed > failures_before:
-        capture = request.config.pluginmanager.getplugin("capturemanager")
-        with capture.global_and_fixture_disabled():
-            for worker in workers:
-                print(f"\n--- {worker.log_path.name} ---\n{worker.output()}")
+    show_output_if_failed(request, failures_before, workers)

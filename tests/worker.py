@@ -125,3 +125,17 @@ def stop_process_group(process: subprocess.Popen[bytes], *, term_seconds: float)
             process.wait(timeout=wait)
         except subprocess.TimeoutExpired:
             continue
+
+
+def show_output_if_failed(
+    request: Any, failures_before: int, processes: list[Any], **extra_logs: str
+) -> None:
+    """After a failed test, print each process's log (and any extra named logs)."""
+    if request.session.testsfailed <= failures_before:
+        return
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        for process in processes:
+            print(f"\n--- {process.log_path.name} ---\n{process.output()}")
+        for name, text in extra_logs.items():
+            print(f"\n--- {name} ---\n{text}")

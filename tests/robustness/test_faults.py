@@ -31,7 +31,14 @@ from django.conf import settings
 
 from documents.chunking import ChunkSpan, chunk_document
 from documents.extraction import extract
-from tests.worker import BASE_DIR, Worker, database_url, stop_process_group, wait_until
+from tests.worker import (
+    BASE_DIR,
+    Worker,
+    database_url,
+    show_output_if_failed,
+    stop_process_group,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.worker]
 
@@ -292,12 +299,7 @@ def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
     finally:
         for process in reversed(started):
             process.stop()
-        if request.session.testsfailed > failures_before:
-            capture = request.config.pluginmanager.getplugin("capturemanager")
-            with capture.global_and_fixture_disabled():
-                for process in started:
-                    print(f"\n--- {process.log_path.name} ---\n{process.output()}")
-                print(f"\n--- postgres ---\n{postgres.log()}")
+        show_output_if_failed(request, failures_before, started, postgres=postgres.log())
         postgres.destroy()
 
 
