@@ -30,7 +30,6 @@ import json
 import math
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,6 +50,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ragsite.settings")
 os.environ["MEDIA_ROOT"] = str(MEDIA_ROOT)  # this process's ingestion, like its children
 
 from bench.benchdb import database_create, database_exists, database_url, use_database  # noqa: E402
+from tests.helpers.ports import free_port  # noqa: E402
 
 DATABASE = use_database("load")
 
@@ -159,12 +159,6 @@ def prepare_uploads() -> tuple[Collection, str]:
     OrmQ.objects.all().delete()  # tasks left from an earlier run, for documents now gone
     collection = collection_create(owner=owner, name="Load test uploads", slug=UPLOAD_SLUG)
     return collection, token_create(user=owner, name="bench/load.py")[1]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def local_env(**extra: str) -> dict[str, str]:

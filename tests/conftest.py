@@ -122,7 +122,7 @@ def start_worker(
     They are stopped (whole process group) before `transactional_db` flushes the
     database; their output is printed when the test failed.
     """
-    from tests.worker import Worker, database_url, show_output_if_failed
+    from tests.helpers.worker import Worker, database_url, show_output_if_failed
 
     workers: list[Worker] = []
     failures_before = request.session.testsfailed

@@ -21,7 +21,7 @@ from rest_framework.test import APIClient
 from documents.chunking import chunk_document
 from documents.extraction import extract
 from documents.models import Chunk, CollectionTermStats, Document, PendingChunk
-from tests.worker import Worker, wait_until
+from tests.helpers.worker import Worker, wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

@@ -14,7 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from pgvector.django import CosineDistance
 
 from documents.models import Chunk, Collection, Document
-from tests.worker import database_url
+from tests.helpers.worker import database_url
 
 BASE_DIR = Path(settings.BASE_DIR)
 

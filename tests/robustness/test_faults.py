@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,8 @@ from django.conf import settings
 
 from documents.chunking import ChunkSpan, chunk_document
 from documents.extraction import extract
-from tests.worker import (
+from tests.helpers.ports import free_port
+from tests.helpers.worker import (
     BASE_DIR,
     Worker,
     database_url,
@@ -41,12 +41,6 @@ from tests.worker import (
 )
 
 pytestmark = [pytest.mark.worker]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _clean_spans(data: bytes, name: str) -> list[ChunkSpan]:
@@ -86,7 +80,7 @@ class ScratchPostgres:
         self.root = Path(tempfile.mkdtemp(prefix="ragsite-faults-pg-"))
         self.pgdata = self.root / "data"
         self.log_path = self.root / "postgres.log"
-        self.port = _free_port()
+        self.port = free_port()
         self._user: str | None = None
         try:
             self.root.chmod(0o755)
@@ -156,7 +150,7 @@ class WebServer:
     process group."""
 
     def __init__(self, *, env: dict[str, str], log_path: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         with log_path.open("wb") as log:

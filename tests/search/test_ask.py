@@ -1,5 +1,5 @@
 """POST /api/v1/ask/ against a real OpenAI-compatible server on loopback
-(tests/llm_server.py): whole and streamed answers, citations, timeouts and failures, access,
+(tests/helpers/llm_server.py): whole and streamed answers, citations, timeouts and failures, access,
 the schema (schemathesis), and gunicorn serving other requests while a stream runs."""
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from documents.models import Document
 from search.rag import NO_CONTEXT_ANSWER
 from search.rag.answer import SYSTEM_PROMPT
 from tests.factories import CollectionFactory, UserFactory
-from tests.llm_server import FakeLLM
-from tests.worker import database_url
+from tests.helpers.llm_server import FakeLLM
+from tests.helpers.ports import free_port
+from tests.helpers.worker import database_url
 
 URL = "/api/v1/ask/"
 VOLCANO = (
@@ -310,12 +311,6 @@ def test_rag_endpoints_answer_as_their_schema_says(rag_api: Any) -> None:
 
 
 # --- Production server: a stream holds a thread, not the process -----------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

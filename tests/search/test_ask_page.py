@@ -1,6 +1,6 @@
 """Ask on the search page: offered when a model is configured; the answer streams in with
 citation links (static/js/ask.js) in a real browser, and without JavaScript the form posts
-and the page shows the whole answer. The model is tests/llm_server.py on loopback."""
+and the page shows the whole answer. The model is tests/helpers/llm_server.py on loopback."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, expect
 
 from documents.models import Chunk
 from tests.factories import CollectionFactory, UserFactory
-from tests.llm_server import FakeLLM
+from tests.helpers.llm_server import FakeLLM
 from tests.search import test_browser
 from tests.search.test_browser import Tab, serious_accessibility_violations, sign_in
 

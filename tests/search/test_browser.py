@@ -28,7 +28,7 @@ from playwright.sync_api import (
 )
 
 from tests.factories import CollectionFactory, UserFactory
-from tests.worker import Worker, database_url
+from tests.helpers.worker import Worker, database_url
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
