@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 
@@ -10,6 +11,7 @@ from .docx import parse_docx
 from .html import parse_html
 from .pdf import NO_TEXT, parse_pdf
 from .text import Parsed, one_line, parse_markdown, parse_plain, tidy
+from .titles import first_line_title, markdown_plain
 from .types import Block, ExtractedText, ExtractionError
 
 logger = logging.getLogger(__name__)
@@ -77,7 +79,11 @@ def extract(data: bytes, *, filename: str) -> ExtractedText:
         # logs; the user gets a message, not a traceback.
         logger.warning("extraction of %r (%s) failed", filename, mime_type, exc_info=True)
         raise ExtractionError(f"could not read {label}: {type(exc).__name__}") from exc
+    if mime_type == detect.MARKDOWN and parsed.title:
+        parsed.title = markdown_plain(parsed.title)  # badges and link syntax are not a title
     result = assemble(parsed, mime_type)
+    if result.title is None and mime_type == detect.PLAIN:
+        result = dataclasses.replace(result, title=first_line_title(result.text))
     if not result.blocks:
         raise ExtractionError(NO_TEXT if mime_type == detect.PDF else "no extractable text")
     return result

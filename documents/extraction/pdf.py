@@ -12,10 +12,11 @@ from __future__ import annotations
 import io
 import logging
 
-from pypdf import PasswordType, PdfReader
+from pypdf import PageObject, PasswordType, PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError
 
 from .text import Parsed, Segment, clean, one_line, paragraphs
+from .titles import largest_font_line
 from .types import ExtractionError
 
 logger = logging.getLogger(__name__)
@@ -106,4 +107,14 @@ def parse_pdf(data: bytes) -> Parsed:
         if failure is not None:
             raise _error(failure)
         raise ExtractionError(NO_TEXT)
+    if parsed.title is None:
+        parsed.title = _first_page_heading(pages[0])
     return parsed
+
+
+def _first_page_heading(page: PageObject) -> str | None:
+    # A title is a nicety: a page whose fonts pypdf cannot size keeps the file name.
+    try:
+        return largest_font_line(page)
+    except Exception:
+        return None
