@@ -133,6 +133,8 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG
+# Files browsers ask for at the site root (/favicon.ico), served without a URL route.
+WHITENOISE_ROOT = BASE_DIR / "ragsite" / "site_root"
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
