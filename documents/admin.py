@@ -10,6 +10,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from documents.citations import pages_label
 from documents.forms import DocumentUploadForm
 from documents.models import Chunk, Collection, CollectionGrant, Document
 from documents.selectors import (
@@ -135,11 +136,7 @@ class ChunkInline(admin.TabularInline):
 
     @admin.display(description="pages")
     def pages(self, chunk: Chunk) -> str:
-        if chunk.first_page is None:
-            return "–"
-        if chunk.first_page == chunk.last_page:
-            return str(chunk.first_page)
-        return f"{chunk.first_page}–{chunk.last_page}"
+        return pages_label(chunk.first_page, chunk.last_page) or "–"
 
     @admin.display(description="heading path")
     def heading(self, chunk: Chunk) -> str:

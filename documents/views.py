@@ -11,9 +11,9 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from documents.apis import original_file_response
+from documents.citations import pages_label
 from documents.models import Chunk, Document
 from documents.selectors import document_list_readable
-from search.page import pages_label
 
 # A line that starts a list item keeps its own line; other hard line breaks (wrapped
 # text from PDFs and Markdown) are joined so the passage reads as prose.
