@@ -137,6 +137,9 @@ class Document(models.Model):
     extracted_text = models.TextField(blank=True)
     page_count = models.PositiveIntegerField(null=True, blank=True)
     processing_started = models.DateTimeField(null=True, blank=True)
+    # Refreshed by the worker while it processes the document: a stale one means the
+    # worker died (documents/lifecycle.py).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     # Set when an attempt failed and a retry is scheduled with back-off; not claimable
     # before then.
     retry_at = models.DateTimeField(null=True, blank=True)
