@@ -127,6 +127,12 @@ def detect_mime_type(data: bytes, filename: str) -> str:
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return _zip_type(data, extension)
 
+    _reject_binary(head, extension)
+    return _text_type(_head_text(head), extension)
+
+
+def _reject_binary(head: bytes, extension: str) -> None:
+    """Raise ExtractionError naming what a binary (non-PDF, non-ZIP) file looks like."""
     if extension == ".docx" and head.startswith(b"\xd0\xcf\x11\xe0"):
         # Word saves password-protected .docx files as OLE2 containers, not ZIPs.
         raise ExtractionError("encrypted DOCX: cannot read a password-protected file")
@@ -143,7 +149,8 @@ def detect_mime_type(data: bytes, filename: str) -> str:
     if reason is not None:
         raise ExtractionError(f"unsupported file type: {reason}")
 
-    text = _head_text(head)
+
+def _text_type(text: str, extension: str) -> str:
     if _looks_like_html(text):
         return HTML
 

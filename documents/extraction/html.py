@@ -115,10 +115,10 @@ def decode_html(data: bytes) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    codec = _declared_codec(data[:4096])
-    if codec is not None:
+    declared = _declared_codec(data[:4096])
+    if declared is not None:
         try:
-            return data.decode(codec)
+            return data.decode(declared)
         except (UnicodeDecodeError, LookupError):
             pass  # declared wrongly; detect instead
     return decode_text(data)
@@ -158,54 +158,70 @@ def _title(soup: BeautifulSoup) -> str | None:
     return None
 
 
-def _blocks(root: Tag) -> Parsed:
-    parsed = Parsed()
-    headings = HeadingTracker()
-    inline: list[str] = []
+class _BlockWalker:
+    """Walks the tree once, collecting segments: text runs split at block boundaries,
+    headings as structure (see ``HeadingTracker``)."""
 
-    def flush() -> None:
-        text = "\n".join(line.strip() for line in "".join(inline).split("\n"))
-        inline.clear()
+    def __init__(self) -> None:
+        self.parsed = Parsed()
+        self.headings = HeadingTracker()
+        self.inline: list[str] = []
+        # An explicit stack rather than recursion: real pages nest thousands of divs deep.
+        # Each element is pushed twice: on the way in, and (leaving=True) on the way out;
+        # in_section says whether it is inside an article/section (see _CHROME).
+        self.stack: list[tuple[PageElement, bool, bool]] = []
+
+    def flush(self) -> None:
+        text = "\n".join(line.strip() for line in "".join(self.inline).split("\n"))
+        self.inline.clear()
         if text.strip():
-            parsed.segments.append(Segment(text, heading_path=headings.path))
+            self.parsed.segments.append(Segment(text, heading_path=self.headings.path))
 
-    # An explicit stack rather than recursion: real pages nest thousands of divs deep.
-    # Each element is pushed twice: on the way in, and (leaving=True) on the way out;
-    # in_section says whether it is inside an article/section (see _CHROME).
-    stack: list[tuple[PageElement, bool, bool]] = [(root, False, False)]
-    while stack:
-        node, leaving, in_section = stack.pop()
-        if leaving:
-            flush()
-        elif isinstance(node, NavigableString):
-            # Comments, doctypes and CDATA are PreformattedStrings: not visible text.
-            if not isinstance(node, PreformattedString):
-                inline.append(_WHITESPACE.sub(" ", str(node)))
-        elif isinstance(node, Tag):
-            name = node.name
-            if _is_dropped(node, in_section):
-                continue
-            if name in _HEADINGS:
-                flush()
-                text = one_line(_inline_text(node))
-                if text:
-                    path = headings.enter(_HEADINGS[name], text)
-                    parsed.segments.append(Segment(text, heading_path=path, is_heading=True))
-                    if parsed.title is None and name == "h1":
-                        parsed.title = text
-            elif name == "pre":
-                flush()
-                parsed.segments.append(Segment(_inline_text(node), heading_path=headings.path))
-            elif name == "br":
-                inline.append("\n")
-            else:
-                if name in _BLOCKS:
-                    flush()
-                    stack.append((node, True, in_section))
-                inner = in_section or name in _SECTIONING
-                stack.extend((child, False, inner) for child in reversed(node.contents))
-    flush()
-    return parsed
+    def walk(self, root: Tag) -> Parsed:
+        self.stack.append((root, False, False))
+        while self.stack:
+            node, leaving, in_section = self.stack.pop()
+            if leaving:
+                self.flush()
+            elif isinstance(node, NavigableString):
+                # Comments, doctypes and CDATA are PreformattedStrings: not visible text.
+                if not isinstance(node, PreformattedString):
+                    self.inline.append(_WHITESPACE.sub(" ", str(node)))
+            elif isinstance(node, Tag) and not _is_dropped(node, in_section):
+                self._enter(node, in_section)
+        self.flush()
+        return self.parsed
+
+    def _heading(self, node: Tag) -> None:
+        self.flush()
+        text = one_line(_inline_text(node))
+        if text:
+            path = self.headings.enter(_HEADINGS[node.name], text)
+            self.parsed.segments.append(Segment(text, heading_path=path, is_heading=True))
+            if self.parsed.title is None and node.name == "h1":
+                self.parsed.title = text
+
+    def _enter(self, node: Tag, in_section: bool) -> None:
+        name = node.name
+        if name in _HEADINGS:
+            self._heading(node)
+        elif name == "pre":
+            self.flush()
+            self.parsed.segments.append(
+                Segment(_inline_text(node), heading_path=self.headings.path)
+            )
+        elif name == "br":
+            self.inline.append("\n")
+        else:
+            if name in _BLOCKS:
+                self.flush()
+                self.stack.append((node, True, in_section))
+            inner = in_section or name in _SECTIONING
+            self.stack.extend((child, False, inner) for child in reversed(node.contents))
+
+
+def _blocks(root: Tag) -> Parsed:
+    return _BlockWalker().walk(root)
 
 
 def parse_html(data: bytes) -> Parsed:
