@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, permissions, status, viewsets
+from rest_framework import authentication, mixins, permissions, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.authentication import BearerTokenAuthentication, TokenEndpointBasicAuthentication
 from accounts.models import ApiToken
 from accounts.serializers import TokenCreatedSerializer, TokenCreateSerializer, TokenSerializer
 from accounts.services import token_create, token_revoke
@@ -17,8 +18,18 @@ class TokenViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Your own API tokens. DELETE revokes a token (it stays listed, inactive)."""
+    """Your own API tokens. DELETE revokes a token (it stays listed, inactive).
 
+    Besides a bearer token or a session, this endpoint (and only this one) takes HTTP
+    basic auth with your username and password, so a script can get its first token. A
+    token created with a token expires no later than that token.
+    """
+
+    authentication_classes = [
+        BearerTokenAuthentication,
+        TokenEndpointBasicAuthentication,
+        authentication.SessionAuthentication,
+    ]
     serializer_class = TokenSerializer
     permission_classes = [permissions.IsAuthenticated]
     queryset = ApiToken.objects.none()  # for the schema; get_queryset scopes to the caller
@@ -30,7 +41,8 @@ class TokenViewSet(
     def create(self, request: Request) -> Response:
         data = TokenCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        token, secret = token_create(user=request.user, **data.validated_data)
+        parent = request.auth if isinstance(request.auth, ApiToken) else None
+        token, secret = token_create(user=request.user, parent=parent, **data.validated_data)
         token.token = secret  # type: ignore[attr-defined]
         return Response(TokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
 

@@ -30,3 +30,18 @@ class ApiToken(models.Model):
     def is_active(self) -> bool:
         now = timezone.now()
         return self.revoked is None and (self.expires is None or self.expires > now)
+
+
+class RateCounter(models.Model):
+    """One fixed window of one client in one throttle scope (ragsite/ratelimit.py writes
+    it with raw SQL so the increment is atomic; this model exists for the migration)."""
+
+    key = models.CharField(max_length=255, primary_key=True)  # scope:window:client
+    count = models.PositiveIntegerField(default=0)
+    expires = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "ratelimit_counter"
+
+    def __str__(self) -> str:
+        return f"{self.key} = {self.count}"

@@ -22,9 +22,20 @@ def _digest(secret: str) -> str:
 
 
 def token_create(
-    *, user: AbstractBaseUser, name: str, expires: datetime | None = None
+    *,
+    user: AbstractBaseUser,
+    name: str,
+    expires: datetime | None = None,
+    parent: ApiToken | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a token and return it with its secret, which is not stored anywhere."""
+    """Create a token and return it with its secret, which is not stored anywhere.
+
+    `parent` is the token the request that asks for this one was authenticated with: the
+    new token expires no later than it (a token that expires in a minute must not mint
+    one that never does). Created with a password or a session, no cap applies.
+    """
+    if parent is not None and parent.expires is not None:
+        expires = parent.expires if expires is None else min(expires, parent.expires)
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=user, name=name, prefix=secret[:12], digest=_digest(secret), expires=expires

@@ -8,6 +8,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from ragsite.unavailable import RETRY_AFTER_SECONDS
+
 
 @never_cache
 @require_GET
@@ -22,7 +24,14 @@ def readyz(request: HttpRequest) -> JsonResponse:
         executor = MigrationExecutor(connection)
         pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
     except DatabaseError:
-        return JsonResponse({"status": "database unavailable"}, status=503)
+        return _unready("database unavailable")
     if pending:
-        return JsonResponse({"status": "migrations pending"}, status=503)
+        return _unready("migrations pending")
     return JsonResponse({"status": "ok"})
+
+
+def _unready(status: str) -> JsonResponse:
+    # Like every 503 of the site (ragsite/unavailable.py): tell the prober when to retry.
+    response = JsonResponse({"status": status}, status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

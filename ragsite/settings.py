@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "ragsite.page_throttle.PageThrottleMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -159,11 +160,20 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.ReadAnyWriteAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "ragsite.api.AutoSchema",  # documents the shared error codes
-    "DEFAULT_PAGINATION_CLASS": "ragsite.api.CappedLimitOffsetPagination",
+    # Each module named here imports nothing of rest_framework.views (ragsite/api/__init__.py).
+    "DEFAULT_SCHEMA_CLASS": "ragsite.api.schema.AutoSchema",  # documents the shared errors
+    "DEFAULT_PAGINATION_CLASS": "ragsite.api.pagination.CappedLimitOffsetPagination",
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
-    "EXCEPTION_HANDLER": "ragsite.api.exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["ragsite.api.AnonThrottle", "ragsite.api.UserThrottle"],
+    "EXCEPTION_HANDLER": "ragsite.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "ragsite.api.throttles.AnonThrottle",
+        "ragsite.api.throttles.UserThrottle",
+    ],
+    "DEFAULT_PARSER_CLASSES": [
+        "ragsite.api.parsers.JSONParser",  # DRF's, refusing bodies nested too deeply
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     # Proxies in front of gunicorn: anonymous throttling keys on the address the last of
     # them put in X-Forwarded-For (docker-compose sets 1). 0 ignores the header, which a
     # client could otherwise forge to dodge its throttle (DRF's default, None, trusts it).
@@ -175,8 +185,20 @@ API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=200)  # ?limit= on list
 API_THROTTLE_ANON = env.str("API_THROTTLE_ANON", default="120/minute")
 API_THROTTLE_USER = env.str("API_THROTTLE_USER", default="1200/minute")
 MAX_FILES_PER_UPLOAD = env.int("MAX_FILES_PER_UPLOAD", default=100)  # admin multi-upload
-# Throttle counters live here: a table in the same database, shared by every web
-# process, so no cache server is needed (created by accounts' migration 0002).
+# The search page counts against the same rates, in its own budget (ragsite/page_throttle.py).
+THROTTLED_PAGES = ["search-page"]
+# Bad bearer tokens (or any Authorization header that is not a valid credential) per
+# address; then 429 until the window ends, even for a valid token.
+API_AUTH_FAILURES_PER_ADDRESS = env.str("API_AUTH_FAILURES_PER_ADDRESS", default="30/minute")
+# Failed password sign-ins (login page, admin, basic auth on /api/v1/tokens/); then
+# refused (429) until the window ends, even with the right password (accounts/lockout.py).
+LOGIN_FAILURES_PER_ADDRESS = env.str("LOGIN_FAILURES_PER_ADDRESS", default="10/hour")
+LOGIN_FAILURES_PER_USER = env.str("LOGIN_FAILURES_PER_USER", default="20/hour")
+# JSON request bodies nested deeper than this are refused with a 400 (ragsite/api/parsers.py).
+API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=32)
+# Granting a collection to a username answers whether that user exists: limit the guesses.
+API_THROTTLE_GRANTS = env.str("API_THROTTLE_GRANTS", default="30/minute")
+# Throttle counters are rows of their own table (ragsite/ratelimit.py), not cache entries.
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",
@@ -195,7 +217,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",  # the default
-        "ragsite.api.json_query_parameters",
+        "ragsite.api.schema.json_query_parameters",
     ],
 }
 

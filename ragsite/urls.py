@@ -2,7 +2,11 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from accounts.forms import AdminLoginForm
 from ragsite import health
+
+# The admin's sign-in counts failures and locks out like the site's (accounts.lockout).
+admin.site.login_form = AdminLoginForm
 
 api_v1 = [
     path("", include("accounts.urls_api")),
