@@ -34,10 +34,9 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 
-from documents.chunking import contextual_header, embedding_text  # noqa: E402
+from documents.chunk_text import chunk_text  # noqa: E402
 from documents.embedding import get_model  # noqa: E402
 from documents.models import Chunk, Collection, Document  # noqa: E402
-from documents.pipeline import _header_budget  # noqa: E402
 from documents.services import collection_delete  # noqa: E402
 
 SLUG = "bench-ingest"
@@ -86,24 +85,18 @@ def main() -> None:
         elapsed = time.perf_counter() - started
     peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)[1])
     collection = Collection.objects.get(slug=SLUG)
-    ready = Document.objects.filter(collection=collection, status="ready").count()
+    ready = Document.objects.filter(collection=collection, status=Document.Status.READY).count()
     chunks = list(
         Chunk.objects.filter(collection=collection)
         .select_related("document")
         .only("text", "heading_path", "document__title", "document__source_name")
     )
-    budget = _header_budget() if settings.CHUNK_CONTEXT_HEADER else 0
     texts = [
-        embedding_text(
-            chunk.text,
-            contextual_header(
-                title=chunk.document.title or chunk.document.source_name or None,
-                heading_path=tuple(chunk.heading_path),
-                max_tokens=budget,
-            )
-            if budget
-            else "",
-        )
+        chunk_text(
+            text=chunk.text,
+            title=chunk.document.title or chunk.document.source_name or None,
+            heading_path=chunk.heading_path,
+        ).embedded
         for chunk in chunks
     ]
     model = get_model()

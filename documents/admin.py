@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -12,6 +13,7 @@ from django.utils.html import format_html
 
 from documents.citations import pages_label
 from documents.forms import DocumentUploadForm
+from documents.lifecycle import DocumentStateError, document_reembed, document_retry
 from documents.models import Chunk, Collection, CollectionGrant, Document
 from documents.selectors import (
     collection_can_manage,
@@ -23,8 +25,6 @@ from documents.services import (
     UploadError,
     collection_delete,
     document_delete,
-    document_reembed,
-    document_retry,
     document_upload,
 )
 
@@ -147,6 +147,20 @@ class ChunkInline(admin.TabularInline):
         return chunk.text[:200] + ("…" if len(chunk.text) > 200 else "")
 
 
+def _each(
+    transition: Callable[..., Document], documents: list[Document]
+) -> tuple[int, int]:
+    """Apply a lifecycle transition to each document: (done, refused by its status)."""
+    done = refused = 0
+    for document in documents:
+        try:
+            transition(document=document)
+            done += 1
+        except DocumentStateError:
+            refused += 1
+    return done, refused
+
+
 @admin.register(Document)
 class DocumentAdmin(StaffAccess, admin.ModelAdmin):
     change_list_template = "admin/documents/document/change_list.html"
@@ -267,17 +281,21 @@ class DocumentAdmin(StaffAccess, admin.ModelAdmin):
 
     @admin.action(description="Re-embed selected documents")
     def reembed(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
-        documents = self._writable(request, queryset)
-        for document in documents:
-            document_reembed(document=document)
-        messages.success(request, f"Queued {len(documents)} document(s) for re-embedding.")
+        queued, refused = _each(document_reembed, self._writable(request, queryset))
+        if queued:
+            messages.success(request, f"Queued {queued} document(s) for re-embedding.")
+        if refused:
+            messages.warning(
+                request, f"Skipped {refused} pending or processing document(s): not settled yet."
+            )
 
     @admin.action(description="Retry selected failed documents")
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
         failed = self._writable(request, queryset.filter(status=Document.Status.FAILED))
-        for document in failed:
-            document_retry(document=document)
-        messages.success(request, f"Queued {len(failed)} failed document(s) again.")
+        queued, refused = _each(document_retry, failed)
+        messages.success(request, f"Queued {queued} failed document(s) again.")
+        if refused:
+            messages.warning(request, f"Skipped {refused} document(s) that are no longer failed.")
 
     def delete_model(self, request: HttpRequest, obj: Document) -> None:
         document_delete(document=obj)

@@ -10,6 +10,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from documents.lifecycle import DocumentStateError, document_reembed, document_retry
 from documents.models import Collection, Document
 from documents.selectors import (
     collection_can_manage,
@@ -34,9 +35,7 @@ from documents.services import (
     collection_delete,
     collection_update,
     document_delete,
-    document_reembed,
     document_replace_content,
-    document_retry,
     document_update,
     document_upload,
     grant_revoke,
@@ -49,6 +48,18 @@ ERRORS = {
     403: OpenApiResponse(description="Not allowed."),
     404: OpenApiResponse(description="Not found (or not readable by you)."),
 }
+
+
+class StateConflict(APIException):
+    """The document's status does not allow the operation (retry, re-embed): 409."""
+
+    status_code = status.HTTP_409_CONFLICT
+
+    def __init__(self, error: DocumentStateError) -> None:
+        super().__init__(detail=error.message)
+
+
+CONFLICT = {409: OpenApiResponse(description="Not in a state that allows it.")}
 
 
 class UploadRejected(APIException):
@@ -258,18 +269,25 @@ class DocumentViewSet(
             raise UploadRejected(exc) from exc
         return Response(self.get_serializer(document).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=None, responses={202: DocumentSerializer, **ERRORS})
+    @extend_schema(request=None, responses={202: DocumentSerializer, **ERRORS, **CONFLICT})
     @action(detail=True, methods=["post"])
     def reembed(self, request: Request, pk: str) -> Response:
-        """Chunk and embed the document again (for example after a model change)."""
-        document = document_reembed(document=self.get_writable_object())
+        """Chunk and embed a ready or failed document again (for example after a model
+        change); 409 while it is pending or processing."""
+        try:
+            document = document_reembed(document=self.get_writable_object())
+        except DocumentStateError as exc:
+            raise StateConflict(exc) from exc
         return Response(self.get_serializer(document).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=None, responses={202: DocumentSerializer, **ERRORS})
+    @extend_schema(request=None, responses={202: DocumentSerializer, **ERRORS, **CONFLICT})
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str) -> Response:
-        """Queue a failed document again."""
-        document = document_retry(document=self.get_writable_object())
+        """Queue a failed document again; 409 for a document that has not failed."""
+        try:
+            document = document_retry(document=self.get_writable_object())
+        except DocumentStateError as exc:
+            raise StateConflict(exc) from exc
         return Response(self.get_serializer(document).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes, **ERRORS})

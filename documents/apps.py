@@ -7,7 +7,7 @@ from django.db.models.signals import post_migrate
 
 
 def _ensure_schedules(sender: AppConfig, **kwargs: Any) -> None:
-    from documents.tasks import ensure_periodic_schedules
+    from documents.queue import ensure_periodic_schedules
 
     ensure_periodic_schedules()
 

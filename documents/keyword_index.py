@@ -65,12 +65,73 @@ def bm25_params() -> dict[str, float]:
     return {"k1": BM25_K1, "b": BM25_B}
 
 
+def chunks_insert_from_staging(*, document_ids: list[int], fingerprints: list[str]) -> int:
+    """Staged chunks (``documents_pendingchunk`` rows of each document under its
+    fingerprint) -> chunks, with their keyword representation computed in the same
+    statement: each row is written once (an UPDATE would add a second HNSW entry).
+
+    BM25 weights use the collection's indexed average length, or this batch's own for a
+    collection's first chunks. The pipeline and the scale benchmark's bulk load both
+    insert through here. Returns the number of chunks inserted.
+    """
+    tsv = tsvector_sql(config="col.search_config", context="p.context", text="p.text")
+    bm25 = bm25_sql(
+        tsv="m.tsv", length="m.length", avgdl="coalesce(nullif(s.indexed_avgdl, 0), a.avgdl)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH staged AS (
+                SELECT p.*, d.collection_id, col.search_config, {tsv} AS tsv
+                FROM unnest(%(ids)s::bigint[], %(fingerprints)s::text[])
+                     AS w(document_id, fingerprint)
+                JOIN documents_pendingchunk p
+                  ON p.document_id = w.document_id AND p.fingerprint = w.fingerprint
+                JOIN documents_document d ON d.id = p.document_id
+                JOIN documents_collection col ON col.id = d.collection_id
+            ),
+            m AS (SELECT staged.*, {keyword_length_sql("staged.tsv")} AS length FROM staged),
+            a AS (SELECT collection_id, avg(length) AS avgdl FROM m GROUP BY collection_id)
+            INSERT INTO documents_chunk
+                (document_id, collection_id, ordinal, text, char_start, char_end, first_page,
+                 last_page, heading_path, token_count, context, embedding, embedding_model,
+                 search_config, search_vector, keyword_length, bm25, created)
+            SELECT m.document_id, m.collection_id, m.ordinal, m.text, m.char_start,
+                   m.char_end, m.first_page, m.last_page, m.heading_path, m.token_count,
+                   m.context, m.embedding, m.embedding_model, m.search_config, m.tsv,
+                   m.length, {bm25}, now()
+            FROM m
+            JOIN a ON a.collection_id = m.collection_id
+            LEFT JOIN documents_collectiontermstats s ON s.collection_id = m.collection_id
+            ORDER BY m.document_id, m.ordinal
+            """,
+            {"ids": list(document_ids), "fingerprints": list(fingerprints), **bm25_params()},
+        )
+        return int(cursor.rowcount)
+
+
+def keyword_lock_collections(*, collection_ids: list[int]) -> None:
+    """Lock the collections' statistics rows, in id order, for the transaction.
+
+    Every write of the keyword statistics takes these locks first, before any term row:
+    a worker indexing, a delete unindexing and a rebuild then queue up on one row per
+    collection, in one order, instead of deadlocking on term rows taken in different
+    orders (a rebuild deletes term rows before it updates the statistics row).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT collection_id FROM documents_collectiontermstats "
+            "WHERE collection_id = ANY(%s) ORDER BY collection_id FOR UPDATE",
+            [sorted(set(collection_ids))],
+        )
+
+
 def keyword_add_documents(*, document_ids: list[int]) -> None:
     """Add the documents' (new, already indexed) chunks to their collections' statistics.
 
     Chunks get their tsvector, length and BM25 weights when they are inserted (see
-    documents/pipeline.py), so each row is written once: every UPDATE of a chunk would
-    also add a new entry to its HNSW index.
+    `chunks_insert_from_staging`), so each row is written once: every UPDATE of a chunk
+    would also add a new entry to its HNSW index.
     """
     with connection.cursor() as cursor:
         _add_to_stats(cursor, document_ids=document_ids, sign=1)
@@ -105,6 +166,7 @@ def keyword_index_rebuild_collection(*, collection_id: int, reanalyse: bool = Tr
     without it only the weights are recomputed (its average chunk length drifted).
     """
     params: dict[str, Any] = {"collection": collection_id, **bm25_params()}
+    keyword_lock_collections(collection_ids=[collection_id])
     with connection.cursor() as cursor:
         if reanalyse:
             tsv = tsvector_sql(config="c.search_config", context="c.context", text="c.text")
@@ -160,6 +222,10 @@ def keyword_index_rebuild_collection(*, collection_id: int, reanalyse: bool = Tr
 def _add_to_stats(cursor: Any, *, document_ids: list[int], sign: int) -> None:
     """Add (sign=1) or subtract (sign=-1) the documents' chunks to their collections."""
     params = {"ids": list(document_ids), "sign": sign}
+    cursor.execute(
+        "SELECT DISTINCT collection_id FROM documents_document WHERE id = ANY(%(ids)s)", params
+    )
+    keyword_lock_collections(collection_ids=[row[0] for row in cursor.fetchall()])
     cursor.execute(
         """
         INSERT INTO documents_collectiontermstats

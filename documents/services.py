@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -13,12 +12,12 @@ from django.contrib.auth.models import AbstractBaseUser, Group
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from documents.extraction import ExtractionError, detect_mime_type
 from documents.keyword_index import keyword_unindex_documents
+from documents.lifecycle import document_requeue_if_failed
 from documents.models import Chunk, Collection, CollectionGrant, Document
-from documents.tasks import enqueue_documents
+from documents.queue import enqueue_documents
 
 
 @transaction.atomic
@@ -167,7 +166,7 @@ def document_upload(
 
     existing = Document.objects.filter(collection=collection, sha256=digest).first()
     if existing is not None:
-        return UploadResult(_requeue_if_failed(existing), duplicate=True)
+        return UploadResult(document_requeue_if_failed(existing), duplicate=True)
     document = Document(
         collection=collection,
         title=title[:500],
@@ -186,16 +185,10 @@ def document_upload(
         # The same content arrived at the same moment through another request.
         document.original.delete(save=False)
         existing = Document.objects.get(collection=collection, sha256=digest)
-        return UploadResult(_requeue_if_failed(existing), duplicate=True)
+        return UploadResult(document_requeue_if_failed(existing), duplicate=True)
     if enqueue:
         enqueue_documents([(document.pk, document.size)])
     return UploadResult(document, duplicate=False)
-
-
-def _requeue_if_failed(document: Document) -> Document:
-    if document.status == Document.Status.FAILED:
-        return document_retry(document=document)
-    return document
 
 
 @transaction.atomic
@@ -266,92 +259,6 @@ def document_delete(*, document: Document) -> None:
         storage = document.original.storage
         document.delete()
         transaction.on_commit(lambda: storage.delete(name) if name else None)
-
-
-def document_retry(*, document: Document) -> Document:
-    """Queue a document again (failed, or to re-embed); attempts start over."""
-    with transaction.atomic():
-        Document.objects.filter(pk=document.pk).update(
-            status=Document.Status.PENDING,
-            attempts=0,
-            error="",
-            retry_at=None,
-            updated=timezone.now(),
-        )
-        enqueue_documents([(document.pk, document.size)])
-    document.refresh_from_db()
-    return document
-
-
-document_reembed = document_retry
-
-
-def documents_reembed(*, collection: Collection | None = None) -> int:
-    """Queue every document (of a collection) for chunking and embedding again."""
-    queryset = Document.objects.exclude(status=Document.Status.PROCESSING)
-    if collection is not None:
-        queryset = queryset.filter(collection=collection)
-    with transaction.atomic():
-        rows = list(queryset.values_list("pk", "size"))
-        Document.objects.filter(pk__in=[pk for pk, _ in rows]).update(
-            status=Document.Status.PENDING,
-            attempts=0,
-            error="",
-            retry_at=None,
-            updated=timezone.now(),
-        )
-        enqueue_documents(rows)
-    return len(rows)
-
-
-def documents_sweep_stuck() -> int:
-    """Documents left `processing` past the task timeout: their worker died.
-
-    Re-queue them, or fail them once they used up their attempts; also re-queue pending
-    documents that have no task (see `_orphaned_pending`). Each update re-checks
-    the row, so a document another worker claimed meanwhile is left alone. Returns how
-    many were swept.
-    """
-    cutoff = timezone.now() - timedelta(seconds=settings.Q_CLUSTER["timeout"] + 10)
-    stuck = Document.objects.filter(
-        status=Document.Status.PROCESSING, processing_started__lt=cutoff
-    )
-    requeue = []
-    swept = 0
-    with transaction.atomic():
-        for pk, size, attempts in stuck.values_list("pk", "size", "attempts"):
-            row = stuck.filter(pk=pk, attempts=attempts)
-            if attempts >= settings.INGEST_MAX_ATTEMPTS:
-                swept += row.update(
-                    status=Document.Status.FAILED,
-                    error=f"the worker stopped while processing it ({attempts} attempts)",
-                    processing_started=None,
-                    updated=timezone.now(),
-                )
-            elif row.update(status=Document.Status.PENDING, retry_at=None, updated=timezone.now()):
-                swept += 1
-                requeue.append((pk, size))
-        orphans = _orphaned_pending()
-        requeue.extend(orphans)
-        swept += len(orphans)
-        enqueue_documents(requeue)
-    return swept
-
-
-def _orphaned_pending() -> list[tuple[int, int]]:
-    """Pending documents whose task was never queued (the database went away between
-    the upload's commit and the enqueue). Only looked for when the broker's queue is
-    empty: then nothing is coming for them. Re-queueing one that does have a task is
-    harmless anyway, since processing starts by claiming it."""
-    from django_q.models import OrmQ
-
-    if OrmQ.objects.exists():
-        return []
-    now = timezone.now()
-    quiet_since = now - timedelta(seconds=60)
-    orphans = Document.objects.filter(status=Document.Status.PENDING, updated__lt=quiet_since)
-    orphans = orphans.exclude(retry_at__gt=now)
-    return list(orphans.values_list("pk", "size"))
 
 
 def collection_delete(*, collection: Collection) -> None:

@@ -53,8 +53,3 @@ def count_tokens_batch(texts: list[str]) -> list[int]:
         return []
     encodings = get_tokenizer().encode_batch(texts, add_special_tokens=False)
     return [len(encoding.ids) for encoding in encodings]
-
-
-def token_offsets(text: str) -> list[tuple[int, int]]:
-    """Character offsets ``(start, end)`` into ``text`` of each token (no special tokens)."""
-    return list(get_tokenizer().encode(text, add_special_tokens=False).offsets)

@@ -232,7 +232,7 @@ Q_CLUSTER = {
     # worker vanished after `retry` seconds, so `timeout` must stay below `retry`.
     "timeout": TASK_TIMEOUT,
     "retry": TASK_TIMEOUT + env.int("TASK_RETRY_MARGIN", default=60),
-    # We schedule our own retries with back-off (documents/services.py), so the broker
+    # We schedule our own retries with back-off (documents/lifecycle.py), so the broker
     # delivers a task at most twice (a crash re-delivery), never endlessly.
     "max_attempts": 2,
     "save_limit": 500,
@@ -261,6 +261,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 INGEST_MAX_ATTEMPTS = env.int("INGEST_MAX_ATTEMPTS", default=3)
 INGEST_RETRY_BASE_SECONDS = env.int("INGEST_RETRY_BASE_SECONDS", default=30)
+# A worker refreshes its documents' heartbeat while it processes them; one silent this
+# long has lost its worker and is taken back (documents/lifecycle.py).
+INGEST_HEARTBEAT_STALE_SECONDS = env.int("INGEST_HEARTBEAT_STALE_SECONDS", default=60)
 
 LOGGING = {
     "version": 1,

@@ -12,13 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from documents.chunking import (
-    ChunkSpan,
-    _sentence_spans,
-    chunk_document,
-    contextual_header,
-    embedding_text,
-)
+from documents.chunk_text import contextual_header
+from documents.chunking import ChunkSpan, _sentence_spans, chunk_document
 from documents.extraction.types import Block, ExtractedText
 from documents.tokenizer import (
     MODEL_MAX_TOKENS,
@@ -26,7 +21,6 @@ from documents.tokenizer import (
     count_tokens,
     count_tokens_batch,
     get_tokenizer,
-    token_offsets,
 )
 
 # --- helpers -------------------------------------------------------------------------------
@@ -110,14 +104,6 @@ def test_tokenizer_counts_without_special_tokens_and_without_truncation() -> Non
     assert count_tokens_batch([]) == []
     assert get_tokenizer() is get_tokenizer()
     assert MODEL_MAX_TOKENS == 256 and SPECIAL_TOKENS == 2
-
-
-def test_token_offsets_index_the_original_text() -> None:
-    text = "Héllo,  wörld unbelievably"
-    offsets = token_offsets(text)
-    assert len(offsets) == count_tokens(text)
-    assert [text[s:e] for s, e in offsets][:4] == ["Héllo", ",", "wörld", "un"]
-    assert offsets[-1][1] == len(text)
 
 
 # --- chunk_document: examples --------------------------------------------------------------
@@ -449,9 +435,8 @@ def test_embedding_text_fits_the_model_with_the_header() -> None:
         header = contextual_header(
             title=extracted.title, heading_path=chunk.heading_path, max_tokens=budget
         )
-        chunk_text = extracted.text[chunk.start : chunk.end]
-        full = embedding_text(chunk_text, header)
-        assert full == header + chunk_text
+        text = extracted.text[chunk.start : chunk.end]
+        full = header + text
         assert count_tokens(full) + SPECIAL_TOKENS <= MODEL_MAX_TOKENS
 
 

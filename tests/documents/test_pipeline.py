@@ -11,9 +11,9 @@ import numpy as np
 from django.utils import timezone
 from django_q.models import Schedule
 
+from documents.lifecycle import document_reembed, document_retry, documents_sweep_stuck
 from documents.models import Chunk, CollectionTermStats, Document, PendingChunk
 from documents.pipeline import documents_process
-from documents.services import document_retry, documents_sweep_stuck
 from documents.tokenizer import count_tokens
 
 LONG_TEXT = "\n\n".join(
@@ -65,7 +65,7 @@ def test_processing_twice_gives_the_same_result(collection: Any, ingest: Any) ->
         Chunk.objects.filter(document=document).values_list("ordinal", "text", "char_start")
     )
     stats = CollectionTermStats.objects.get(collection=collection)
-    document_retry(document=document)
+    document_reembed(document=document)
     documents_process(document_ids=[document.pk])
     documents_process(document_ids=[document.pk])  # a duplicate delivery: nothing to do
     after = list(
@@ -157,10 +157,11 @@ def test_chunks_swap_atomically_while_reprocessing(collection: Any, ingest: Any)
     (document,) = ingest(collection, {"a.txt": LONG_TEXT})
     old_ids = set(Chunk.objects.filter(document=document).values_list("id", flat=True))
     # A half-finished run: one batch staged, the document still serving its old chunks.
-    from documents.pipeline import _claim, _prepare
+    from documents.lifecycle import documents_claim
+    from documents.pipeline import _prepare
 
     Document.objects.filter(pk=document.pk).update(status="pending")
-    (claimed,) = _claim([document.pk])
+    (claimed,) = documents_claim([document.pk])
     work = _prepare(claimed)
     PendingChunk.objects.create(
         document=document,
@@ -173,9 +174,7 @@ def test_chunks_swap_atomically_while_reprocessing(collection: Any, ingest: Any)
         embedding_model="m",
     )
     assert set(Chunk.objects.filter(document=document).values_list("id", flat=True)) == old_ids
-    Document.objects.filter(pk=document.pk).update(
-        processing_started=timezone.now() - timedelta(hours=1)
-    )
+    Document.objects.filter(pk=document.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
     documents_process(document_ids=[document.pk])
     document.refresh_from_db()
     assert document.status == "ready"
@@ -198,7 +197,7 @@ def test_model_change_uses_only_active_model_chunks_until_reembedded(
     assert search(query, user=None).total == 0
     keyword = search(SearchParams(query="powerhouse", mode="keyword"), user=None)
     assert keyword.total == 1  # the keyword leg does not depend on the model
-    document_retry(document=document)
+    document_reembed(document=document)
     documents_process(document_ids=[document.pk])
     assert set(Chunk.objects.values_list("embedding_model", flat=True)) == {"minilm-v2-renamed"}
     assert search(query, user=None).total == 1

@@ -36,7 +36,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reportlab.pdfgen import canvas
 
-from documents.chunking import chunk_document, contextual_header, embedding_text
+from documents.chunk_text import chunk_text
+from documents.chunking import chunk_document
 from documents.extraction import ExtractedText, ExtractionError, extract
 from documents.tokenizer import MODEL_MAX_TOKENS, SPECIAL_TOKENS, count_tokens_batch
 
@@ -106,17 +107,6 @@ SOURCES = st.one_of(
 # --- chunking ------------------------------------------------------------------------------
 
 
-def _header_budget() -> int:
-    """What documents/pipeline.py gives the contextual header."""
-    return max(
-        0,
-        min(
-            django_settings.CHUNK_CONTEXT_HEADER_MAX_TOKENS,
-            MODEL_MAX_TOKENS - SPECIAL_TOKENS - django_settings.CHUNK_MAX_TOKENS,
-        ),
-    )
-
-
 def _assert_chunking_is_sound(extracted: ExtractedText, max_tokens: int, overlap: int) -> None:
     text = extracted.text
     chunks = chunk_document(extracted, max_tokens=max_tokens, overlap_tokens=overlap)
@@ -140,15 +130,10 @@ def _assert_chunking_is_sound(extracted: ExtractedText, max_tokens: int, overlap
     counts = count_tokens_batch(pieces)
     assert counts == [c.token_count for c in chunks]
     assert max(counts, default=0) <= max_tokens
-    # And with the contextual header in front, the model still reads all of it.
-    budget = _header_budget()
+    # And with the contextual header in front (as the pipeline embeds it), the model
+    # still reads all of it.
     embedded = [
-        embedding_text(
-            piece,
-            contextual_header(
-                title=extracted.title, heading_path=chunk.heading_path, max_tokens=budget
-            ),
-        )
+        chunk_text(text=piece, title=extracted.title, heading_path=chunk.heading_path).embedded
         for chunk, piece in zip(chunks, pieces, strict=True)
     ]
     for count in count_tokens_batch(embedded):

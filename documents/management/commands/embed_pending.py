@@ -5,8 +5,9 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
+from documents.lifecycle import claimable
 from documents.models import Document
-from documents.pipeline import claimable, documents_process_pending
+from documents.pipeline import documents_process_pending
 
 
 class Command(BaseCommand):

@@ -14,8 +14,8 @@ from tqdm import tqdm
 
 from documents.models import Collection, Document
 from documents.pipeline import documents_process_pending
+from documents.queue import enqueue_documents
 from documents.services import UploadError, collection_create, document_upload
-from documents.tasks import enqueue_documents
 
 
 class Command(BaseCommand):

@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from documents.lifecycle import documents_reembed
 from documents.models import Collection
-from documents.services import documents_reembed
 
 
 class Command(BaseCommand):

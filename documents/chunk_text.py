@@ -1,0 +1,135 @@
+"""What a chunk says besides its own text, in one place: the contextual header the model
+reads before it, the keyword context the BM25 leg indexes with it, and the fingerprint of
+every setting that shapes chunks.
+
+The pipeline, the benchmarks and the evaluation all build a chunk's texts here, so an
+embedding made at ingestion and one recomputed elsewhere agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from documents.embedding import active_model_name
+from documents.tokenizer import MODEL_MAX_TOKENS, SPECIAL_TOKENS, count_tokens, get_tokenizer
+
+# The keyword context (title > headings) is indexed, never embedded: a generous bound.
+CONTEXT_MAX_TOKENS = 64
+_SEPARATOR = " > "
+
+
+@dataclass(frozen=True)
+class ChunkText:
+    """A chunk's texts: ``embedded`` is what the model reads (``header`` + the chunk's
+    own text); ``context`` is the title and headings the keyword leg indexes with it."""
+
+    header: str
+    context: str
+    embedded: str
+
+
+def chunking_settings_fingerprint() -> str:
+    """One name for every setting that shapes chunks and their vectors: the model, chunk
+    size and overlap, and the contextual header. Chunks made under another fingerprint
+    are stale (the pipeline's staged batches, the evaluation's collections)."""
+    key = "|".join(
+        [
+            active_model_name(),
+            str(settings.CHUNK_MAX_TOKENS),
+            str(settings.CHUNK_OVERLAP_TOKENS),
+            str(settings.CHUNK_CONTEXT_HEADER),
+            str(settings.CHUNK_CONTEXT_HEADER_MAX_TOKENS),
+        ]
+    )
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def content_fingerprint(sha256: str) -> str:
+    """A document's content under the current settings: what its staged chunks are of."""
+    return hashlib.sha256(f"{sha256}\x1f{chunking_settings_fingerprint()}".encode()).hexdigest()
+
+
+def header_budget() -> int:
+    """Tokens the contextual header may take: the room a full chunk leaves in the model's
+    window, at most CHUNK_CONTEXT_HEADER_MAX_TOKENS; 0 when the header is off."""
+    if not settings.CHUNK_CONTEXT_HEADER:
+        return 0
+    room = MODEL_MAX_TOKENS - SPECIAL_TOKENS - settings.CHUNK_MAX_TOKENS
+    return max(0, min(settings.CHUNK_CONTEXT_HEADER_MAX_TOKENS, room))
+
+
+def chunk_text(
+    *, text: str, title: str | None, heading_path: tuple[str, ...] | list[str]
+) -> ChunkText:
+    """The header, keyword context and embedded text of one chunk under the settings."""
+    parts = _header_parts(title, tuple(heading_path))
+    budget = header_budget()
+    header = _header_line(parts, budget) if budget else ""
+    # The keyword leg indexes the title and headings even when the header is not
+    # embedded, so a chunk deep in a section still matches its topic; a heading the chunk
+    # itself begins with is not repeated.
+    if parts and text.startswith(parts[-1]):
+        parts = parts[:-1]
+    context = _truncate(_SEPARATOR.join(parts), CONTEXT_MAX_TOKENS) if parts else ""
+    return ChunkText(header=header, context=context, embedded=header + text)
+
+
+def contextual_header(*, title: str | None, heading_path: tuple[str, ...], max_tokens: int) -> str:
+    """Context to put before a chunk's text when embedding it: "Title > H1 > H2\\n\\n".
+
+    Truncated at token boundaries (between words where possible) to at most ``max_tokens``
+    tokens; "" when there is nothing to say or no room. The trailing blank line adds no token,
+    so ``count_tokens(header + chunk) == count_tokens(header) + count_tokens(chunk)``; a caller
+    can give the header ``MODEL_MAX_TOKENS - SPECIAL_TOKENS - chunk.token_count`` tokens.
+    """
+    if max_tokens < 0:
+        raise ValueError(f"max_tokens must be >= 0; got {max_tokens!r}")
+    return _header_line(_header_parts(title, heading_path), max_tokens)
+
+
+def _header_parts(title: str | None, heading_path: tuple[str, ...]) -> list[str]:
+    parts: list[str] = []
+    for part in (title, *heading_path):
+        if part is None:
+            continue
+        part = " ".join(part.split())
+        # PDFs often repeat the title as the first heading: say it once.
+        if part and (not parts or parts[-1].casefold() != part.casefold()):
+            parts.append(part)
+    return parts
+
+
+def _header_line(parts: list[str], max_tokens: int) -> str:
+    if not parts or max_tokens == 0:
+        return ""
+    line = _truncate(_SEPARATOR.join(parts), max_tokens)
+    return line + "\n\n" if line else ""
+
+
+def _truncate(line: str, max_tokens: int) -> str:
+    """`line` cut to at most `max_tokens` tokens, between words where possible and never
+    on a dangling separator; "" if nothing fits."""
+    encoding = get_tokenizer().encode(line, add_special_tokens=False)
+    if len(encoding.ids) <= max_tokens:
+        return line
+    offsets = encoding.offsets
+    starts_word = [not token.startswith("##") for token in encoding.tokens]
+    cut = max_tokens
+    while cut > 1 and not starts_word[cut]:
+        cut -= 1
+    if not starts_word[cut]:
+        cut = max_tokens  # one word longer than the budget: cut inside it
+    while True:
+        truncated = line[: offsets[cut][0]].rstrip()
+        if truncated.endswith(" >"):  # do not end on a dangling separator
+            truncated = truncated[:-2].rstrip()
+        # A cut inside a word can re-tokenise into more pieces: back off until it fits.
+        if cut <= 1 or count_tokens(truncated) <= max_tokens:
+            break
+        cut -= 1
+    if not truncated or count_tokens(truncated) > max_tokens:
+        return ""
+    return truncated

@@ -1,0 +1,83 @@
+"""Putting work on the broker: task groups, back-off retries, periodic schedules.
+
+Everything here names tasks by their dotted path (django-q2 imports them when it runs
+them), so this module imports no other module of the project and anything may import it.
+
+Enqueue only through these helpers: they send after the current transaction commits
+(django-q issue #154: a worker could otherwise pick up an id it cannot see yet).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django_q.models import Schedule
+from django_q.tasks import async_task
+
+# Small documents share one task so per-task overhead (a database round trip, the
+# broker's poll) does not dominate; a large one gets a task of its own.
+TASK_MAX_DOCUMENTS = 128
+TASK_MAX_BYTES = 8 * 1024 * 1024
+
+PROCESS_TASK = "documents.tasks.process_documents"
+SWEEP_TASK = "documents.tasks.sweep_stuck_documents"
+SWEEP_SCHEDULE_NAME = "sweep stuck documents"
+
+
+def task_groups(documents: list[tuple[int, int]]) -> list[list[int]]:
+    """(id, size) pairs cut into groups of at most TASK_MAX_DOCUMENTS / TASK_MAX_BYTES."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    current_bytes = 0
+    for document_id, size in documents:
+        if current and (
+            len(current) >= TASK_MAX_DOCUMENTS or current_bytes + size > TASK_MAX_BYTES
+        ):
+            groups.append(current)
+            current, current_bytes = [], 0
+        current.append(document_id)
+        current_bytes += size
+    if current:
+        groups.append(current)
+    return groups
+
+
+def enqueue_documents(documents: list[tuple[int, int]]) -> None:
+    """Queue (id, size) pairs after commit, grouped into tasks of a bounded size."""
+    groups = task_groups(documents)
+
+    def send() -> None:
+        for group in groups:
+            async_task(PROCESS_TASK, group, task_name=f"process {group[0]}+")
+
+    if groups:
+        transaction.on_commit(send)
+
+
+def schedule_retry(*, document_id: int, delay: timedelta) -> None:
+    """django-q2 retries at a fixed interval, so back-off is a one-off schedule of ours."""
+    Schedule.objects.create(
+        func=PROCESS_TASK,
+        args=f"[{int(document_id)}]",
+        schedule_type=Schedule.ONCE,
+        repeats=1,
+        next_run=timezone.now() + delay,
+        name=f"retry document {document_id} at {timezone.now().isoformat()}",
+    )
+
+
+def ensure_periodic_schedules() -> None:
+    """The stuck-document sweep, every minute: a dead worker's documents are taken back
+    soon after their heartbeat stops (documents/lifecycle.py), whatever TASK_TIMEOUT is."""
+    Schedule.objects.update_or_create(
+        name=SWEEP_SCHEDULE_NAME,
+        defaults={
+            "func": SWEEP_TASK,
+            "schedule_type": Schedule.MINUTES,
+            "minutes": max(1, settings.INGEST_HEARTBEAT_STALE_SECONDS // 60),
+            "repeats": -1,
+        },
+    )
