@@ -45,7 +45,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             return None
         scheme = header[0].lower()
         if scheme == b"basic" and any(
-            isinstance(a, authentication.BasicAuthentication) for a in request.authenticators
+            isinstance(a, authentication.BasicAuthentication) for a in request.authenticators or ()
         ):
             return None  # the tokens endpoint's basic authentication handles it
         locked = token_locked(request=request)

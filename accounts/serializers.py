@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -10,7 +12,7 @@ class TokenCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     expires = serializers.DateTimeField(required=False, allow_null=True)
 
-    def validate_expires(self, value: object) -> object:
+    def validate_expires(self, value: datetime | None) -> datetime | None:
         if value is not None and value <= timezone.now():
             raise serializers.ValidationError("must be in the future")
         return value

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from accounts.models import ApiToken
@@ -23,7 +23,7 @@ def _digest(secret: str) -> str:
 
 def token_create(
     *,
-    user: AbstractBaseUser,
+    user: User,
     name: str,
     expires: datetime | None = None,
     parent: ApiToken | None = None,

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -16,12 +17,13 @@ from accounts.services import token_create, token_revoke
 @login_required
 @require_http_methods(["GET", "POST"])
 def token_list(request: HttpRequest) -> HttpResponse:
+    user = cast(User, request.user)  # login_required: never anonymous here
     form = TokenForm(request.POST or None)
     secret = None
     if request.method == "POST" and form.is_valid():
-        _, secret = token_create(user=request.user, **form.cleaned_data)
+        _, secret = token_create(user=user, **form.cleaned_data)
         form = TokenForm()
-    tokens = ApiToken.objects.filter(user=request.user)
+    tokens = ApiToken.objects.filter(user=user)
     return render(
         request, "accounts/tokens.html", {"form": form, "tokens": tokens, "secret": secret}
     )
@@ -30,7 +32,8 @@ def token_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def token_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
-    token_revoke(token=get_object_or_404(ApiToken, pk=pk, user=request.user))
+    user = cast(User, request.user)  # login_required: never anonymous here
+    token_revoke(token=get_object_or_404(ApiToken, pk=pk, user=user))
     return redirect("token-list")
 
 

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from accounts.forms import AdminLoginForm
@@ -8,7 +8,7 @@ from ragsite import health
 # The admin's sign-in counts failures and locks out like the site's (accounts.lockout).
 admin.site.login_form = AdminLoginForm
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("", include("accounts.urls_api")),
     path("", include("documents.urls_api")),
     path("", include("search.urls_api")),

@@ -21,7 +21,10 @@ class ApiErrorSerializer(serializers.Serializer):
     """The body of every error the API itself answers (see exception_handler)."""
 
     detail = serializers.CharField()
-    errors = serializers.DictField(required=False, help_text="Every problem, per field (400 only).")
+    # Shadows Serializer.errors; harmless, this serializer only documents the shape.
+    errors = serializers.DictField(  # type: ignore[assignment]
+        required=False, help_text="Every problem, per field (400 only)."
+    )
 
 
 # Errors any operation can answer, whatever its own @extend_schema says: a caller cannot

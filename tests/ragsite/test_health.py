@@ -38,3 +38,38 @@ def test_openapi_schema_is_valid_and_complete(db: None, tmp_path: object) -> Non
     text = path.read_text()
     for endpoint in ["/api/v1/search/", "/api/v1/documents/{id}/content/", "/api/v1/tokens/"]:
         assert endpoint in text
+
+
+def test_readyz_answers_503_with_retry_after_while_the_database_is_down() -> None:
+    """A process whose database does not answer (a closed port): not ready, and says
+    when to ask again, as docs/reliability.md promises."""
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    from tests.helpers.ports import free_port
+
+    code = (
+        "import django; django.setup()\n"
+        "from django.test import Client\n"
+        "r = Client().get('/readyz')\n"
+        "print(r.status_code, r.get('Retry-After'), r.json()['status'])\n"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "ragsite.settings",
+        "DATABASE_URL": f"postgres://nobody:nothing@127.0.0.1:{free_port()}/none",
+        "ALLOWED_HOSTS": "testserver",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["503", "5", "database", "unavailable"]

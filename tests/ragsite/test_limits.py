@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -139,3 +145,67 @@ def test_without_a_proxy_a_forged_forwarded_for_does_not_dodge_the_throttle(
     assert client.get("/api/v1/collections/").status_code == 200
     forged = client.get("/api/v1/collections/", HTTP_X_FORWARDED_FOR="192.0.2.99")
     assert forged.status_code == 429
+
+
+# --- under concurrency (issue #13.4) ---------------------------------------------------
+
+
+def _away_from_a_window_edge(seconds: int = 3600, margin: float = 15.0) -> None:
+    """Counters use fixed windows: do not start a burst just before one ends."""
+    left = seconds - time.time() % seconds
+    if left < margin:
+        time.sleep(left + 0.5)
+
+
+def _burst(url: str, headers: list[dict[str, str]], per_thread: int) -> Counter[int]:
+    """`len(headers)` threads, each sending `per_thread` GETs with its headers at once."""
+    start = threading.Barrier(len(headers))
+
+    def run(header: dict[str, str]) -> list[int]:
+        start.wait()
+        statuses = []
+        for _ in range(per_thread):
+            request = urllib.request.Request(url, headers=header)
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    statuses.append(response.status)
+            except urllib.error.HTTPError as error:
+                statuses.append(error.code)
+        return statuses
+
+    with ThreadPoolExecutor(max_workers=len(headers)) as pool:
+        return Counter(status for statuses in pool.map(run, headers) for status in statuses)
+
+
+def test_anonymous_throttle_holds_under_concurrency(live_server: Any, settings: Any) -> None:
+    settings.API_THROTTLE_ANON = "20/hour"
+    _away_from_a_window_edge()
+    statuses = _burst(f"{live_server.url}/api/v1/collections/", [{}] * 8, per_thread=10)
+    assert statuses == {200: 20, 429: 60}
+
+
+def test_user_throttle_holds_under_concurrency_across_tokens(
+    live_server: Any, settings: Any
+) -> None:
+    from accounts.services import token_create
+
+    settings.API_THROTTLE_USER = "15/hour"
+    user = UserFactory()
+    secrets = [token_create(user=user, name=name)[1] for name in ("a", "b")]
+    headers = [{"Authorization": f"Bearer {secrets[i % 2]}"} for i in range(4)]
+    _away_from_a_window_edge()
+    statuses = _burst(f"{live_server.url}/api/v1/collections/", headers, per_thread=15)
+    assert statuses == {200: 15, 429: 45}
+
+
+def test_the_search_page_is_throttled_like_the_api(settings: Any, db: None) -> None:
+    settings.API_THROTTLE_ANON = "3/hour"
+    client, other = Client(REMOTE_ADDR="192.0.2.30"), Client(REMOTE_ADDR="192.0.2.31")
+    assert [client.get("/", {"q": "aspirin"}).status_code for _ in range(4)] == [200] * 3 + [429]
+    refused = client.get("/", {"q": "aspirin"})
+    assert refused.status_code == 429
+    assert int(refused["Retry-After"]) > 0
+    assert "Too many requests" in refused.content.decode()
+    assert other.get("/", {"q": "aspirin"}).status_code == 200
+    # Its own budget: the API still answers this address.
+    assert APIClient(REMOTE_ADDR="192.0.2.30").get("/api/v1/collections/").status_code == 200
