@@ -189,7 +189,7 @@ def retry_delay(attempts: int) -> timedelta:
 
 def document_fail(document: Document, reason: str, *, deadline: float) -> None:
     """PROCESSING -> FAILED: deterministic failures, and attempts used up."""
-    until_database_returns(
+    failed = until_database_returns(
         lambda: _ours(document).update(
             status=Status.FAILED,
             error=reason[:2000],
@@ -199,7 +199,8 @@ def document_fail(document: Document, reason: str, *, deadline: float) -> None:
         ),
         deadline=deadline,
     )
-    logger.info("document %s failed: %s", document.pk, reason)
+    if failed:
+        logger.info("document %s failed: %s", document.pk, reason)
 
 
 def document_retry_later(document: Document, exc: Exception, *, deadline: float) -> None:
