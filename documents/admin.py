@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -12,7 +13,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from documents.citations import pages_label
-from documents.forms import DocumentUploadForm
+from documents.forms import CollectionAdminForm, DocumentChangeForm, DocumentUploadForm
 from documents.lifecycle import DocumentStateError, document_reembed, document_retry
 from documents.models import Chunk, Collection, CollectionGrant, Document
 from documents.selectors import (
@@ -23,10 +24,15 @@ from documents.selectors import (
 )
 from documents.services import (
     UploadError,
+    collection_create,
+    collection_create_named,
     collection_delete,
+    collection_update,
     document_delete,
     document_upload,
+    safe_source_name,
 )
+from ragsite.json_safety import check_text
 
 
 class StaffAccess:
@@ -39,6 +45,26 @@ class StaffAccess:
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self.has_module_permission(request)
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        # Django hands any lookup on a local field to the database as is: a regex
+        # PostgreSQL cannot compile, or a NUL it cannot receive, would be a 500.
+        if lookup.endswith(("__regex", "__iregex")):
+            return False  # a 400; nothing in the admin links to one
+        try:
+            check_text(value)
+        except ValueError as exc:
+            raise IncorrectLookupParameters(exc) from exc  # the usual "?e=1" answer
+        return bool(super().lookup_allowed(lookup, value, request))
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        try:
+            check_text(search_term)
+        except ValueError as exc:
+            raise IncorrectLookupParameters(exc) from exc
+        return super().get_search_results(request, queryset, search_term)
 
 
 class GrantInline(admin.TabularInline):
@@ -65,6 +91,7 @@ class GrantInline(admin.TabularInline):
 
 @admin.register(Collection)
 class CollectionAdmin(StaffAccess, admin.ModelAdmin):
+    form = CollectionAdminForm
     list_display = ["name", "slug", "is_public", "search_config", "owner", "created"]
     list_filter = ["is_public", "search_config"]
     search_fields = ["name", "slug", "description"]
@@ -92,9 +119,21 @@ class CollectionAdmin(StaffAccess, admin.ModelAdmin):
         return self.has_change_permission(request, obj)
 
     def save_model(self, request: HttpRequest, obj: Collection, form: Any, change: bool) -> None:
-        if not change and obj.owner_id is None and not request.user.is_superuser:
-            obj.owner = request.user
-        super().save_model(request, obj, form, change)
+        """Through the services, like the API: a new language re-indexes the chunks, and
+        a new collection is owned by its creator unless a superuser chose an owner."""
+        values = {name: form.cleaned_data[name] for name in form.fields if name != "owner"}
+        if "owner" in form.fields:
+            values["owner"] = form.cleaned_data["owner"]
+        if change:
+            # `obj` already holds the form's values; the service compares with the stored row.
+            stored = Collection.objects.get(pk=obj.pk)
+            changed = {name: values[name] for name in form.changed_data if name in values}
+            saved = collection_update(collection=stored, **changed)
+        else:
+            owner = values.pop("owner", None) or request.user
+            saved = collection_create(owner=owner, **values)
+        for field in Collection._meta.concrete_fields:  # the inlines save against `obj`
+            setattr(obj, field.attname, getattr(saved, field.attname))
 
     def delete_model(self, request: HttpRequest, obj: Collection) -> None:
         collection_delete(collection=obj)
@@ -108,6 +147,12 @@ class CollectionAdmin(StaffAccess, admin.ModelAdmin):
 class GrantedCollectionFilter(admin.SimpleListFilter):
     """The collection filter lists only collections the staff member may see."""
 
+    def __init__(self, request: HttpRequest, params: Any, model: Any, model_admin: Any) -> None:
+        super().__init__(request, params, model, model_admin)
+        value = self.value()
+        if value and not value.isdigit():
+            raise IncorrectLookupParameters(f"collection id {value!r} is not a number")
+
     title = "collection"
     parameter_name = "collection__id__exact"
 
@@ -116,7 +161,7 @@ class GrantedCollectionFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Document]) -> QuerySet[Document]:
         if self.value():
-            return queryset.filter(collection_id=self.value())
+            return queryset.filter(collection_id=int(self.value()))
         return queryset
 
 
@@ -176,9 +221,10 @@ class DocumentAdmin(StaffAccess, admin.ModelAdmin):
     list_filter = ["status", GrantedCollectionFilter, "mime_type", "embedding_model"]
     search_fields = ["title", "source_name", "sha256"]
     list_select_related = ["collection"]
+    form = DocumentChangeForm
     readonly_fields = [
         "collection",
-        "original",
+        "original_link",
         "source_name",
         "mime_type",
         "size",
@@ -222,6 +268,15 @@ class DocumentAdmin(StaffAccess, admin.ModelAdmin):
             '<span class="status status-{}">{}</span>', document.status, document.status
         )
 
+    @admin.display(description="original")
+    def original_link(self, document: Document) -> str:
+        # Through the permission-checked download, not MEDIA_URL (never served).
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("document-original", args=[document.pk]),
+            document.source_name or "download",
+        )
+
     @admin.display(description="error")
     def short_error(self, document: Document) -> str:
         return document.error[:120]
@@ -246,29 +301,7 @@ class DocumentAdmin(StaffAccess, admin.ModelAdmin):
             raise PermissionDenied
         form = DocumentUploadForm(request.POST or None, request.FILES or None, user=request.user)
         if request.method == "POST" and form.is_valid():
-            files = form.cleaned_data["files"]
-            queued = duplicates = 0
-            for file in files:
-                try:
-                    result = document_upload(
-                        collection=form.cleaned_data["collection"],
-                        user=request.user,
-                        file=file,
-                        title=form.cleaned_data["title"] if len(files) == 1 else "",
-                        metadata=form.cleaned_data["metadata"],
-                    )
-                except UploadError as exc:
-                    form.add_error("files", f"{file.name}: {exc.message}")
-                    continue
-                duplicates += result.duplicate
-                queued += not result.duplicate
-            if queued or duplicates:
-                messages.success(
-                    request,
-                    f"Queued {queued} document(s) for processing"
-                    + (f"; {duplicates} already uploaded" if duplicates else "")
-                    + ".",
-                )
+            self._upload_files(request, form)
             if not form.errors:
                 return HttpResponseRedirect(reverse("admin:documents_document_changelist"))
         context = {
@@ -278,6 +311,37 @@ class DocumentAdmin(StaffAccess, admin.ModelAdmin):
             "title": "Upload documents",
         }
         return TemplateResponse(request, "admin/documents/document/upload.html", context)
+
+    def _upload_files(self, request: HttpRequest, form: DocumentUploadForm) -> None:
+        """Upload each file; refusals become form errors naming the file."""
+        collection = form.cleaned_data["collection"]
+        if collection is None:
+            collection = collection_create_named(
+                owner=request.user, name=form.cleaned_data["new_collection"]
+            )
+            messages.success(request, f"Created the collection {collection.name!r}.")
+        files = form.cleaned_data["files"]
+        queued = 0
+        duplicates: list[str] = []
+        for file in files:
+            try:
+                result = document_upload(
+                    collection=collection,
+                    user=request.user,
+                    file=file,
+                    title=form.cleaned_data["title"] if len(files) == 1 else "",
+                    metadata=form.cleaned_data["metadata"],
+                )
+            except UploadError as exc:
+                form.add_error("files", f"{file.name}: {exc.message}")
+                continue
+            if result.duplicate:
+                duplicates.append(safe_source_name(file.name or ""))
+            else:
+                queued += 1
+        if queued or duplicates:
+            already = f"; already uploaded: {', '.join(duplicates)}" if duplicates else ""
+            messages.success(request, f"Queued {queued} document(s) for processing{already}.")
 
     @admin.action(description="Re-embed selected documents")
     def reembed(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, PermissionDenied
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle, UserRateThrottle
 
 from documents.lifecycle import DocumentStateError, document_reembed, document_retry
 from documents.models import Collection, Document
@@ -30,6 +32,7 @@ from documents.serializers import (
     GrantSerializer,
 )
 from documents.services import (
+    CollectionError,
     UploadError,
     collection_create,
     collection_delete,
@@ -41,13 +44,29 @@ from documents.services import (
     grant_revoke,
     grant_set,
 )
+from ragsite.api.parsers import JSONParser  # DRF's, with a depth cap
+from ragsite.api.schema import ApiErrorSerializer
+from ragsite.json_safety import check_text
 
 ERRORS = {
-    400: OpenApiResponse(description="Invalid input; `detail` names the field."),
-    401: OpenApiResponse(description="Not signed in."),
-    403: OpenApiResponse(description="Not allowed."),
-    404: OpenApiResponse(description="Not found (or not readable by you)."),
+    code: OpenApiResponse(ApiErrorSerializer, description=description)
+    for code, description in {
+        400: "Invalid input; `detail` names the field.",
+        401: "Not signed in.",
+        403: "Not allowed.",
+        404: "Not found (or not readable by you).",
+    }.items()
 }
+
+
+class GrantThrottle(UserRateThrottle):
+    """Granting to a username answers whether the user exists (to the collection's owner
+    only); this bounds how fast an owner can probe for usernames that way."""
+
+    scope = "grants"
+
+    def get_rate(self) -> str | None:
+        return settings.API_THROTTLE_GRANTS or None
 
 
 class StateConflict(APIException):
@@ -59,7 +78,7 @@ class StateConflict(APIException):
         super().__init__(detail=error.message)
 
 
-CONFLICT = {409: OpenApiResponse(description="Not in a state that allows it.")}
+CONFLICT = {409: OpenApiResponse(ApiErrorSerializer, description="Not in a state that allows it.")}
 
 
 class UploadRejected(APIException):
@@ -80,20 +99,39 @@ class CollectionViewSet(viewsets.ModelViewSet):
     def get_queryset(self) -> QuerySet[Collection]:
         return collection_list_readable(user=self.request.user).select_related("owner")
 
+    def get_object(self) -> Collection:
+        try:
+            check_text(str(self.kwargs.get(self.lookup_field, "")))
+        except ValueError as exc:  # no slug holds one; the database could not compare it
+            raise Http404("no such collection") from exc
+        return super().get_object()
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        throttles = super().get_throttles()
+        if self.action == "grant_create":
+            throttles.append(GrantThrottle())
+        return throttles
+
     def _require_manage(self, collection: Collection) -> None:
         if not collection_can_manage(user=self.request.user, collection=collection):
             raise PermissionDenied("only the collection's owner may do this")
 
     def perform_create(self, serializer: CollectionSerializer) -> None:
-        serializer.instance = collection_create(
-            owner=self.request.user, **serializer.validated_data
-        )
+        try:
+            serializer.instance = collection_create(
+                owner=self.request.user, **serializer.validated_data
+            )
+        except CollectionError as exc:
+            raise ValidationError({exc.field: [exc.message]}) from exc
 
     def perform_update(self, serializer: CollectionSerializer) -> None:
         self._require_manage(serializer.instance)
-        serializer.instance = collection_update(
-            collection=serializer.instance, **serializer.validated_data
-        )
+        try:
+            serializer.instance = collection_update(
+                collection=serializer.instance, **serializer.validated_data
+            )
+        except CollectionError as exc:
+            raise ValidationError({exc.field: [exc.message]}) from exc
 
     def perform_destroy(self, instance: Collection) -> None:
         self._require_manage(instance)
@@ -222,14 +260,7 @@ class DocumentViewSet(
             )
         except UploadError as exc:
             raise UploadRejected(exc) from exc
-        document = DocumentSerializer(result.document, context={"request": request}).data
-        body = {
-            "id": result.document.pk,
-            "status": result.document.status,
-            "status_url": document["status_url"],
-            "duplicate": result.duplicate,
-            "document": document,
-        }
+        body = DocumentUploadResultSerializer(result, context={"request": request}).data
         return Response(
             body, status=status.HTTP_200_OK if result.duplicate else status.HTTP_202_ACCEPTED
         )
@@ -239,7 +270,10 @@ class DocumentViewSet(
         document = self.get_writable_object()
         data = DocumentUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        document = document_update(document=document, **data.validated_data)
+        try:
+            document = document_update(document=document, **data.validated_data)
+        except UploadError as exc:
+            raise UploadRejected(exc) from exc
         return Response(self.get_serializer(document).data)
 
     def destroy(self, request: Request, pk: str) -> Response:

@@ -6,8 +6,9 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from documents.models import Collection
-from documents.selectors import collection_list_writable
+from documents.models import Collection, Document
+from documents.selectors import collection_list_writable, search_config_names
+from ragsite.json_safety import check_json
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -35,7 +36,13 @@ class MultipleFileField(forms.FileField):
 
 
 class DocumentUploadForm(forms.Form):
-    collection = forms.ModelChoiceField(queryset=Collection.objects.none())
+    collection = forms.ModelChoiceField(queryset=Collection.objects.none(), required=False)
+    new_collection = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Or a new collection",
+        help_text="Name of a collection to create for these files (you will own it).",
+    )
     files = MultipleFileField(
         help_text="PDF, Word (.docx), HTML, Markdown or text. Several at once are fine."
     )
@@ -61,8 +68,89 @@ class DocumentUploadForm(forms.Form):
             return {}
         try:
             value = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc}") from exc
         if not isinstance(value, dict):
             raise forms.ValidationError("Metadata must be a JSON object.")
+        return _storable(value)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        chosen = cleaned.get("collection") is not None
+        named = bool((cleaned.get("new_collection") or "").strip())
+        if chosen == named and "collection" not in self.errors:
+            self.add_error(
+                "collection",
+                "Choose a collection or name a new one."
+                if not chosen
+                else "Choose a collection or name a new one, not both.",
+            )
+        return cleaned
+
+
+def _storable(value: Any) -> Any:
+    """A form error, before anything is stored, for JSON that PostgreSQL refuses."""
+    try:
+        check_json(value, max_depth=settings.METADATA_MAX_DEPTH)
+    except ValueError as exc:
+        raise forms.ValidationError(f"Metadata: {exc}") from exc
+    return value
+
+
+class StorableJSONField(forms.JSONField):
+    """The admin's JSON field, refusing what PostgreSQL cannot store and answering a
+    form error for input nested past the parser's recursion limit."""
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            return super().to_python(value)
+        except RecursionError as exc:
+            raise forms.ValidationError("Nested too deeply.") from exc
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        _storable(value)
+
+
+class DocumentChangeForm(forms.ModelForm):
+    metadata = StorableJSONField(required=False)
+
+    class Meta:
+        model = Document
+        fields = ["title", "metadata"]
+
+    def clean_metadata(self) -> Any:
+        value = self.cleaned_data.get("metadata")
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise forms.ValidationError("Metadata must be a JSON object.")
         return value
+
+
+class CollectionAdminForm(forms.ModelForm):
+    """Offers the installed text-search languages, so only a valid one can be chosen."""
+
+    search_config = forms.ChoiceField(
+        label="Text-search language",
+        initial="english",
+        help_text="How words are stemmed for keyword search. Changing it re-indexes the "
+        "collection's chunks in the background.",
+    )
+
+    class Meta:
+        model = Collection
+        fields = ["name", "slug", "description", "owner", "is_public", "search_config"]
+        error_messages = {
+            # The same words whether or not the staff member may see the collection
+            # that holds it (see README: slugs are one namespace).
+            "slug": {"unique": "This slug is not available; choose another."},
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = search_config_names()
+        current = self.instance.search_config if self.instance.pk else None
+        if current and current not in names:  # dropped from the server: still shown
+            names.append(current)
+        self.fields["search_config"].choices = [(name, name) for name in names]

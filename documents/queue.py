@@ -25,6 +25,7 @@ TASK_MAX_BYTES = 8 * 1024 * 1024
 PROCESS_TASK = "documents.tasks.process_documents"
 SWEEP_TASK = "documents.tasks.sweep_stuck_documents"
 SWEEP_SCHEDULE_NAME = "sweep stuck documents"
+REBUILD_TASK = "documents.tasks.rebuild_keyword_index"
 
 
 def task_groups(documents: list[tuple[int, int]]) -> list[list[int]]:
@@ -55,6 +56,16 @@ def enqueue_documents(documents: list[tuple[int, int]]) -> None:
 
     if groups:
         transaction.on_commit(send)
+
+
+def enqueue_keyword_rebuild(collection_id: int) -> None:
+    """Re-parse a collection's chunks for keyword search (its language changed), after
+    commit: the worker must read the new language."""
+    transaction.on_commit(
+        lambda: async_task(
+            REBUILD_TASK, collection_id, task_name=f"rebuild keyword index {collection_id}"
+        )
+    )
 
 
 def schedule_retry(*, document_id: int, delay: timedelta) -> None:

@@ -12,10 +12,14 @@ The rule:
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from documents.models import Chunk, Collection, CollectionGrant, Document
+from ragsite.json_safety import check_text
 
+# Who is asking: a signed-in user or an anonymous visitor. The one definition every
+# module that checks access imports (search/page.py, search/rag/answer.py, ...).
 User = AbstractBaseUser | AnonymousUser
 
 
@@ -81,9 +85,29 @@ def chunk_list_readable(*, user: User | None) -> QuerySet[Chunk]:
     return Chunk.objects.filter(collection__in=collection_list_readable(user=user))
 
 
-def collection_ids_readable(*, user: User | None) -> list[int]:
-    return list(collection_list_readable(user=user).values_list("id", flat=True))
-
-
 def grant_list(*, collection: Collection) -> QuerySet[CollectionGrant]:
     return collection.grants.select_related("user", "group")
+
+
+def search_config_exists(*, name: str) -> bool:
+    """Whether `name` is an installed PostgreSQL text-search configuration (a language)."""
+    try:
+        check_text(name)
+    except ValueError:
+        return False  # no configuration has such a name, and the driver cannot send it
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_ts_config WHERE cfgname = %s", [name])
+        return cursor.fetchone() is not None
+
+
+def collection_slug_taken(*, slug: str) -> bool:
+    """Slugs are one namespace for everybody (they name collections in URLs and
+    filters), so this looks at every collection, readable or not."""
+    return Collection.objects.filter(slug=slug).exists()
+
+
+def search_config_names() -> list[str]:
+    """The installed text-search configurations, for a choice list."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT cfgname FROM pg_ts_config ORDER BY cfgname")
+        return [name for (name,) in cursor.fetchall()]

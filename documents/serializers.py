@@ -3,36 +3,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import connection
 from django.urls import reverse
 from rest_framework import serializers
+from rest_framework.validators import UniqueValidator
 
 from documents.models import Collection, CollectionGrant, Document
-from documents.selectors import collection_list_readable
-
-
-def contains_nul(value: Any) -> bool:
-    """Whether a JSON value holds U+0000 anywhere, keys included. PostgreSQL stores it in
-    neither text nor jsonb, and psycopg refuses to send it: such input is invalid."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(contains_nul(key) or contains_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(contains_nul(item) for item in value)
-    return False
+from documents.selectors import collection_list_readable, search_config_exists
+from ragsite.json_safety import check_json, check_text
 
 
 def validate_search_config(value: str) -> str:
     """The name must be an installed PostgreSQL text-search configuration."""
-    known = False
-    if not contains_nul(value):  # no configuration has one, and it cannot be sent
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_ts_config WHERE cfgname = %s", [value])
-            known = cursor.fetchone() is not None
-    if not known:
+    if not search_config_exists(name=value):
         raise serializers.ValidationError(
             f"unknown text-search language {value!r} (try english, simple, german, ...)"
         )
@@ -41,11 +26,25 @@ def validate_search_config(value: str) -> str:
 
 class CollectionSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.get_username", read_only=True, default=None)
+    slug = serializers.SlugField(
+        max_length=100,
+        help_text="Names the collection in URLs and search filters; one namespace for all "
+        "users, so it must not be taken by anyone's collection.",
+        validators=[
+            UniqueValidator(
+                queryset=Collection.objects.all(),
+                message="this slug is not available; choose another",
+            )
+        ],
+    )
+    # No default: a PUT that leaves it out keeps the collection's language (a create
+    # without it gets english from the service).
     search_config = serializers.CharField(
         max_length=63,
-        default="english",
+        required=False,
         validators=[validate_search_config],
-        help_text="PostgreSQL text-search configuration: english, simple, german, ...",
+        help_text="PostgreSQL text-search configuration: english (default), simple, "
+        "german, ...",
     )
 
     class Meta:
@@ -98,35 +97,47 @@ class DocumentSerializer(serializers.ModelSerializer):
 
 
 class DocumentUploadResultSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    status = serializers.CharField()
-    status_url = serializers.CharField()
-    duplicate = serializers.BooleanField()
+    """The answer to an upload (output only), built from services.UploadResult."""
+
+    id = serializers.IntegerField(source="document.pk")
+    status = serializers.CharField(source="document.status")
+    status_url = serializers.SerializerMethodField()
+    duplicate = serializers.BooleanField(
+        help_text="The same content was already in the collection: this is that document."
+    )
     document = DocumentSerializer()
+
+    def get_status_url(self, result: Any) -> str:
+        return DocumentSerializer(context=self.context).get_status_url(result.document)
 
 
 class JSONObjectField(serializers.JSONField):
-    """A JSON object; multipart forms send it as a string, so that is parsed too."""
+    """A JSON object; multipart forms send it as a string, so that is parsed too. What
+    PostgreSQL cannot store (NUL, lone surrogates, NaN) and deep nesting are refused."""
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if isinstance(data, str):
             try:
                 data = json.loads(data)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise serializers.ValidationError("must be a JSON object") from exc
         if not isinstance(data, dict):
             raise serializers.ValidationError("must be a JSON object")
-        if contains_nul(data):
-            raise serializers.ValidationError("must not contain NUL characters (\\u0000)")
+        try:
+            check_json(data, max_depth=settings.METADATA_MAX_DEPTH)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
         return data
 
 
 class SlugLookupField(serializers.SlugRelatedField):
-    """A SlugRelatedField that answers "invalid" for a value holding NUL, which the
-    database lookup would otherwise fail on (a 500)."""
+    """A SlugRelatedField that answers "invalid" for a value holding NUL or a lone
+    surrogate, which the database lookup would otherwise fail on (a 500)."""
 
     def to_internal_value(self, data: Any) -> Any:
-        if contains_nul(data):
+        try:
+            check_text(str(data))
+        except ValueError:
             self.fail("invalid")
         return super().to_internal_value(data)
 
@@ -134,6 +145,12 @@ class SlugLookupField(serializers.SlugRelatedField):
 class ReadableCollectionField(SlugLookupField):
     """A collection slug, looked up only among what the caller may read: a collection
     they cannot see is reported as missing, never as forbidden (no existence leak)."""
+
+    default_error_messages = {
+        "does_not_exist": (
+            "no collection with the slug {value!r}; create one with POST /api/v1/collections/"
+        ),
+    }
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(slug_field="slug", queryset=Collection.objects.all(), **kwargs)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -12,15 +14,41 @@ from django.contrib.auth.models import AbstractBaseUser, Group
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
 
 from documents.extraction import ExtractionError, detect_mime_type
 from documents.keyword_index import keyword_unindex_documents
 from documents.lifecycle import document_requeue_if_failed
 from documents.models import Chunk, Collection, CollectionGrant, Document
-from documents.queue import enqueue_documents
+from documents.queue import enqueue_documents, enqueue_keyword_rebuild
+from documents.selectors import collection_slug_taken, search_config_exists
+from ragsite.json_safety import check_json
 
 
-@transaction.atomic
+class CollectionError(ValueError):
+    """A collection write we refuse; ``field`` names the input at fault."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def _slug_unavailable(slug: str) -> CollectionError:
+    # The same words whether or not the caller may read the collection holding the slug:
+    # slugs are one namespace (like usernames), and this says nothing else about it.
+    return CollectionError(f"the slug {slug!r} is not available; choose another", field="slug")
+
+
+def _check_search_config(name: str) -> None:
+    if not search_config_exists(name=name):
+        raise CollectionError(
+            f"unknown text-search language {name!r} (try english, simple, german, ...)",
+            field="search_config",
+        )
+
+
 def collection_create(
     *,
     owner: AbstractBaseUser | None,
@@ -30,31 +58,56 @@ def collection_create(
     is_public: bool = False,
     search_config: str = "english",
 ) -> Collection:
-    return Collection.objects.create(
-        owner=owner,
-        name=name,
-        slug=slug,
-        description=description,
-        is_public=is_public,
-        search_config=search_config,
-    )
+    _check_search_config(search_config)
+    try:
+        with transaction.atomic():
+            return Collection.objects.create(
+                owner=owner if owner is not None and owner.is_authenticated else None,
+                name=name,
+                slug=slug,
+                description=description,
+                is_public=is_public,
+                search_config=search_config,
+            )
+    except IntegrityError as exc:
+        # Two requests raced for one slug (the serializer's check passed for both).
+        raise _slug_unavailable(slug) from exc
 
 
-@transaction.atomic
+def collection_create_named(*, owner: AbstractBaseUser | None, name: str) -> Collection:
+    """A collection from a name alone (the admin's upload form): the slug is derived from
+    the name, with a number added while it is taken."""
+    name = name.strip()[:200]
+    base = slugify(name)[:90] or "collection"
+    slug, number = base, 1
+    while collection_slug_taken(slug=slug):
+        number += 1
+        slug = f"{base}-{number}"
+    return collection_create(owner=owner, name=name or slug, slug=slug)
+
+
 def collection_update(*, collection: Collection, **fields: Any) -> Collection:
+    """Change a collection's settings. A new language re-parses its chunks for keyword
+    search in the background (a task after commit), not inside this request."""
+    if "search_config" in fields:
+        _check_search_config(fields["search_config"])
     language_changed = (
         "search_config" in fields and fields["search_config"] != collection.search_config
     )
-    for name, value in fields.items():
-        setattr(collection, name, value)
-    collection.save()
-    if language_changed:
-        # Chunks carry their own copy of the language; a change needs their keyword
-        # representation rebuilt with the new one.
-        Chunk.objects.filter(collection=collection).update(search_config=collection.search_config)
-        from documents.keyword_index import keyword_index_rebuild_collection
-
-        keyword_index_rebuild_collection(collection_id=collection.pk)
+    try:
+        with transaction.atomic():
+            for name, value in fields.items():
+                setattr(collection, name, value)
+            collection.save()
+            if language_changed:
+                # Chunks carry their own copy of the language (search reads it per row);
+                # the task rebuilds their keyword representation with it.
+                Chunk.objects.filter(collection=collection).update(
+                    search_config=collection.search_config
+                )
+                enqueue_keyword_rebuild(collection.pk)
+    except IntegrityError as exc:
+        raise _slug_unavailable(str(fields.get("slug", collection.slug))) from exc
     return collection
 
 
@@ -107,6 +160,36 @@ def normalize_text(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.strip().split("\n"))
 
 
+def _check_metadata(metadata: dict[str, Any] | None) -> None:
+    """Everything PostgreSQL would refuse is refused here, before a byte is stored."""
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict):
+        raise UploadError("metadata must be a JSON object")
+    try:
+        check_json(metadata, max_depth=settings.METADATA_MAX_DEPTH)
+    except ValueError as exc:
+        raise UploadError(f"metadata: {exc}") from exc
+
+
+def _save_with_original(document: Document, source_name: str, data: bytes) -> None:
+    """Store the original and save the row; if the row is not saved, neither is the file.
+
+    A rollback of an enclosing transaction after this returns still leaves the file:
+    files_sweep_orphaned removes those.
+    """
+    stored = ""
+    try:
+        with transaction.atomic():
+            document.original.save(source_name, ContentFile(data), save=False)
+            stored = document.original.name
+            document.save()
+    except BaseException:
+        if stored:
+            document.original.storage.delete(stored)
+        raise
+
+
 def _read_upload(file: File, *, max_bytes: int) -> bytes:
     size = getattr(file, "size", None)
     if size is not None and size > max_bytes:
@@ -146,6 +229,7 @@ def document_upload(
     """
     if (file is None) == (text is None):
         raise UploadError("send either a file or a text")
+    _check_metadata(metadata)
     if file is not None:
         data = _read_upload(file, max_bytes=settings.MAX_UPLOAD_BYTES)
         source_name = safe_source_name(source_name or file.name or "upload")
@@ -178,12 +262,9 @@ def document_upload(
         created_by=user if user is not None and user.is_authenticated else None,
     )
     try:
-        with transaction.atomic():
-            document.original.save(source_name, ContentFile(data), save=False)
-            document.save()
+        _save_with_original(document, source_name, data)
     except IntegrityError:
         # The same content arrived at the same moment through another request.
-        document.original.delete(save=False)
         existing = Document.objects.get(collection=collection, sha256=digest)
         return UploadResult(document_requeue_if_failed(existing), duplicate=True)
     if enqueue:
@@ -196,6 +277,7 @@ def document_update(
     *, document: Document, title: str | None = None, metadata: dict[str, Any] | None = None
 ) -> Document:
     """Edit title and metadata; the chunks stay as they are (no re-ingestion)."""
+    _check_metadata(metadata)
     if title is not None:
         document.title = title[:500]
     if metadata is not None:
@@ -232,17 +314,16 @@ def document_replace_content(
     if clash is not None:
         raise UploadError(f"document {clash.pk} in this collection already has this content")
     old_file = document.original.name
+    document.source_name = source_name
+    document.mime_type = mime_type
+    document.size = len(data)
+    document.sha256 = digest
+    document.status = Document.Status.PENDING
+    document.error = ""
+    document.attempts = 0
+    document.retry_at = None
     with transaction.atomic():
-        document.original.save(source_name, ContentFile(data), save=False)
-        document.source_name = source_name
-        document.mime_type = mime_type
-        document.size = len(data)
-        document.sha256 = digest
-        document.status = Document.Status.PENDING
-        document.error = ""
-        document.attempts = 0
-        document.retry_at = None
-        document.save()
+        _save_with_original(document, source_name, data)
         transaction.on_commit(lambda: document.original.storage.delete(old_file))
         enqueue_documents([(document.pk, document.size)])
     return document
@@ -270,3 +351,53 @@ def collection_delete(*, collection: Collection) -> None:
         storage = Document._meta.get_field("original").storage
         collection.delete()
         transaction.on_commit(lambda: [storage.delete(name) for name in names if name])
+
+
+# --- Stored files ----------------------------------------------------------------------
+
+ORIGINALS_DIR = "originals"
+
+
+def files_sweep_orphaned(*, min_age: timedelta = timedelta(hours=1)) -> int:
+    """Delete stored originals no document points to, and upload temp files left behind
+    by a killed web process; only those older than `min_age`, so an upload between
+    writing its file and committing its row is never touched. Returns how many went.
+
+    Orphans come from a transaction rolled back after its file was written, or a
+    process killed in between.
+    """
+    storage = Document._meta.get_field("original").storage
+    cutoff = timezone.now() - min_age
+    try:
+        _, names = storage.listdir(ORIGINALS_DIR)
+    except FileNotFoundError:
+        names = []
+    old = [
+        f"{ORIGINALS_DIR}/{name}"
+        for name in names
+        if storage.get_modified_time(f"{ORIGINALS_DIR}/{name}") < cutoff
+    ]
+    removed = 0
+    for start in range(0, len(old), 1000):
+        batch = old[start : start + 1000]
+        kept = set(Document.objects.filter(original__in=batch).values_list("original", flat=True))
+        for name in batch:
+            if name not in kept:
+                storage.delete(name)
+                removed += 1
+    return removed + _sweep_upload_temp_dir(cutoff.timestamp())
+
+
+def _sweep_upload_temp_dir(cutoff: float) -> int:
+    folder = settings.FILE_UPLOAD_TEMP_DIR
+    if not folder or not Path(folder).is_dir():
+        return 0
+    removed = 0
+    for path in Path(folder).iterdir():
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:  # gone meanwhile: the request finished after all
+            continue
+    return removed

@@ -11,6 +11,7 @@ from django.db import transaction
 from documents.keyword_index import keyword_index_rebuild_collection
 from documents.lifecycle import documents_sweep_stuck
 from documents.pipeline import documents_process
+from documents.services import files_sweep_orphaned
 
 
 def process_documents(document_ids: list[int]) -> None:
@@ -24,3 +25,7 @@ def rebuild_keyword_index(collection_id: int) -> None:
 
 def sweep_stuck_documents() -> None:
     documents_sweep_stuck()
+
+
+def sweep_orphaned_files() -> None:
+    files_sweep_orphaned()

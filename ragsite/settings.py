@@ -259,6 +259,14 @@ CHUNK_CONTEXT_HEADER_MAX_TOKENS = env.int("CHUNK_CONTEXT_HEADER_MAX_TOKENS", def
 MAX_UPLOAD_BYTES = env.int("MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# Stored originals readable by the app's user and group only, not by every local account.
+FILE_UPLOAD_PERMISSIONS = 0o640
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
+# Large uploads spool here, not in /tmp: a worker killed mid-upload leaves its temp file
+# where documents.tasks.sweep_orphaned_files removes it (after an hour).
+FILE_UPLOAD_TEMP_DIR = env.str("FILE_UPLOAD_TEMP_DIR", default=str(MEDIA_ROOT / "upload-tmp"))
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(mode=0o750, parents=True, exist_ok=True)
+METADATA_MAX_DEPTH = env.int("METADATA_MAX_DEPTH", default=10)  # nesting of a document's JSON
 INGEST_MAX_ATTEMPTS = env.int("INGEST_MAX_ATTEMPTS", default=3)
 INGEST_RETRY_BASE_SECONDS = env.int("INGEST_RETRY_BASE_SECONDS", default=30)
 # A worker refreshes its documents' heartbeat while it processes them; one silent this
