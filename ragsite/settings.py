@@ -12,10 +12,11 @@ from pathlib import Path
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"  # git-ignored: the embedded database, media, generated secret
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# The embedded database, media, collected static files and the generated secret (git-ignored).
+VAR_DIR = Path(env.str("RAGSITE_VAR_DIR", default=str(BASE_DIR / "var")))
 
 
 def _development_secret() -> str:
@@ -298,7 +299,7 @@ SEARCH_DEFAULTS = {
     "semantic_depth": env.int("SEARCH_SEMANTIC_DEPTH", default=200),
 }
 
-# --- RAG: context and answers (issue 8) ---
+# --- RAG: context and answers ---
 # Token budget of /api/v1/context/ and /api/v1/ask/: the default and the most a request
 # may ask for. Counts come from RAG_TOKENIZER_PATH (a tokenizer.json; empty: the embedding
 # model's), which may differ from the LLM's own count, so only (1 - margin) of a budget is
