@@ -1,13 +1,17 @@
-"""The JSON parser of every API view (DEFAULT_PARSER_CLASSES): DRF's, plus a depth cap.
+"""The JSON parser of every API view (DEFAULT_PARSER_CLASSES): DRF's, plus two refusals.
 
-Python's JSON decoder recurses once per nesting level, so a body such as 100,000 `[`
-raised RecursionError inside DRF's parser, which only catches ValueError: a 500. Bodies
-that do decode but nest deeper than API_JSON_MAX_DEPTH are refused as well, before any
-serializer, validator or database adapter walks them recursively.
+* Depth: Python's JSON decoder recurses once per nesting level, so a body such as
+  100,000 `[` raised RecursionError inside DRF's parser, which only catches ValueError: a
+  500. Bodies that decode but nest deeper than API_JSON_MAX_DEPTH are refused as well,
+  before any serializer, validator or database adapter walks them recursively.
+* Lone surrogates: `"\\ud800"` decodes to a str that is not valid Unicode. PostgreSQL
+  cannot store it and, echoed in an error message ("... is not a valid choice"), the
+  response could not be encoded: a 500. Valid clients never send one.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import IO, Any
 
@@ -15,19 +19,30 @@ from django.conf import settings
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
-def json_depth_exceeds(value: Any, max_depth: int) -> bool:
-    """Whether `value` nests objects/arrays deeper than `max_depth` (the top-level
-    object or array is depth 1). Iterative: the input decides the depth."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
+
+def json_problem(value: Any, *, max_depth: int) -> str | None:
+    """What makes a decoded JSON value unacceptable, or None. Iterative: the input
+    decides the depth. The top-level object or array is depth 1."""
+    stack: list[tuple[Any, int, str]] = [(value, 1, "$")]
     while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
+        item, depth, path = stack.pop()
+        if isinstance(item, str):
+            found = _SURROGATE.search(item)
+            if found:
+                return f"lone surrogate (\\u{ord(found.group()):04x}) at {path}; send valid Unicode"
+        elif isinstance(item, dict | list):
             if depth > max_depth:
-                return True
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
-    return False
+                return f"nested too deeply: at most {max_depth} levels"
+            if isinstance(item, list):
+                stack.extend((child, depth + 1, f"{path}[{i}]") for i, child in enumerate(item))
+                continue
+            for key, child in item.items():
+                if _SURROGATE.search(key):
+                    return f"lone surrogate in a key at {path}; send valid Unicode"
+                stack.append((child, depth + 1, f"{path}.{key[:40]}"))
+    return None
 
 
 class JSONParser(parsers.JSONParser):
@@ -44,6 +59,7 @@ class JSONParser(parsers.JSONParser):
             raise ParseError(
                 f"JSON parse error - nested too deeply: at most {max_depth} levels"
             ) from exc
-        if json_depth_exceeds(data, max_depth):
-            raise ParseError(f"JSON parse error - nested too deeply: at most {max_depth} levels")
+        problem = json_problem(data, max_depth=max_depth)
+        if problem is not None:
+            raise ParseError(f"JSON parse error - {problem}")
         return data

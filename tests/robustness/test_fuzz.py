@@ -205,6 +205,35 @@ def _real_value(values: list[Any], generated: Any) -> Any | None:
     return values[digest // 2 % len(values)] if digest % 2 == 0 else None
 
 
+def _nested(value: Any, depth: int) -> Any:
+    for level in range(depth):
+        value = [value] if level % 2 else {"n": value}
+    return value
+
+
+def _make_hostile(case: Any) -> None:
+    """Turn about a quarter of the cases into input classes schemathesis does not generate
+    by itself, chosen (like _real_value) from the generated values, so runs reproduce:
+    NUL in string path parameters (slugs); JSON nested around and past
+    API_JSON_MAX_DEPTH; lone surrogates (``"\\ud800"`` on the wire) in JSON strings and
+    keys. Forms and multipart bodies cannot carry either of the last two."""
+    digest = zlib.crc32(repr((case.path_parameters, case.body, case.query)).encode())
+    kind = digest % 8
+    is_json = isinstance(case.body, dict) and case.body and "json" in (case.media_type or "")
+    if kind == 1 and case.path_parameters:
+        for name, value in case.path_parameters.items():
+            if isinstance(value, str) and not name.endswith("id"):
+                case.path_parameters[name] = value[: digest % 3] + NUL + value[digest % 3 :]
+    elif kind == 2 and is_json:
+        name = sorted(case.body)[digest // 8 % len(case.body)]
+        case.body[name] = _nested(case.body[name], (5, 12, 40)[digest // 64 % 3])
+    elif kind == 3 and is_json:
+        case.body = {
+            f"{k}\ud800" if digest // 8 % 4 == 0 else k: f"{v}\udfff" if isinstance(v, str) else v
+            for k, v in case.body.items()
+        }
+
+
 def _use_real_values(case: Any, seeded: Seeded) -> None:
     for prefix, values in seeded.path_values.items():
         name = prefix.rsplit("{", 1)[1].rstrip("}")
@@ -238,6 +267,7 @@ def test_api_conforms_to_schema(
     case: Any, seeded: Seeded, django_capture_on_commit_callbacks: Any
 ) -> None:
     _use_real_values(case, seeded)
+    _make_hostile(case)
     with transaction.atomic():
         try:
             queued = OrmQ.objects.count()
@@ -329,3 +359,38 @@ def test_document_list_filter_with_nul_is_not_a_500(
     else:
         assert response.status_code == 400, response.content
         assert parameter in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/search/", "/api/v1/documents/", "/api/v1/context/", "/api/v1/tokens/"]
+)
+@pytest.mark.parametrize("depth", [100_000, 40])
+def test_deeply_nested_json_is_a_400(token_client: APIClient, path: str, depth: int) -> None:
+    """100,000 nested arrays made Python's JSON decoder raise RecursionError: a 500. Bodies
+    deeper than API_JSON_MAX_DEPTH are refused before any code walks them."""
+    body = "[" * depth + "]" * depth
+    response = token_client.post(path, body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert response.json()["detail"] == "JSON parse error - nested too deeply: at most 32 levels"
+
+
+def test_json_within_the_depth_limit_is_read(token_client: APIClient, seeded: Seeded) -> None:
+    body = {"name": "nested", "unused": _nested("x", 30)}
+    response = token_client.post("/api/v1/tokens/", body, format="json")
+    assert response.status_code == 201, response.content
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/search/", {"query": "a", "mode": "hybrid\udfff"}),
+        ("/api/v1/context/", {"query": "a\ud800"}),
+        ("/api/v1/tokens/", {"name\udc00": "x"}),
+    ],
+)
+def test_lone_surrogates_in_json_are_a_400(token_client: APIClient, path: str, body: Any) -> None:
+    """Echoed in "... is not a valid choice", a lone surrogate made the response
+    unencodable: a 500 (found by the fuzzing above)."""
+    response = token_client.post(path, json.dumps(body), content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert "lone surrogate" in response.json()["detail"]
