@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -39,7 +40,12 @@ class PageThrottleMiddleware:
         rate = rate_parse(text)
         if rate is None:
             return None
-        verdict = ratelimit_hit(scope=scope, ident=ident, rate=rate)
+        try:
+            verdict = ratelimit_hit(scope=scope, ident=ident, rate=rate)
+        except (OperationalError, InterfaceError):
+            # Database down: let the view run into it, so DatabaseUnavailableMiddleware
+            # answers its 503 (it does not see exceptions raised in process_view).
+            return None
         if verdict.allowed:
             return None
         response = render(

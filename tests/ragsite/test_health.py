@@ -42,7 +42,7 @@ def test_openapi_schema_is_valid_and_complete(db: None, tmp_path: object) -> Non
 
 def test_readyz_answers_503_with_retry_after_while_the_database_is_down() -> None:
     """A process whose database does not answer (a closed port): not ready, and says
-    when to ask again, as docs/reliability.md promises."""
+    when to ask again, as docs/reliability.md promises; so does the throttled page."""
     import os
     import subprocess
     import sys
@@ -56,6 +56,9 @@ def test_readyz_answers_503_with_retry_after_while_the_database_is_down() -> Non
         "from django.test import Client\n"
         "r = Client().get('/readyz')\n"
         "print(r.status_code, r.get('Retry-After'), r.json()['status'])\n"
+        # The search page's throttle needs the database too: still the 503, not a 500.
+        "r = Client().get('/', {'q': 'aspirin'})\n"
+        "print(r.status_code, r.get('Retry-After'))\n"
     )
     env = {
         **os.environ,
@@ -72,4 +75,4 @@ def test_readyz_answers_503_with_retry_after_while_the_database_is_down() -> Non
         timeout=60,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["503", "5", "database", "unavailable"]
+    assert result.stdout.split() == ["503", "5", "database", "unavailable", "503", "5"]
