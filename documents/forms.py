@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.forms.fields import InvalidJSONInput
 
 from documents.models import Collection, Document
 from documents.selectors import collection_list_writable, search_config_names
@@ -110,6 +111,16 @@ class StorableJSONField(forms.JSONField):
     def validate(self, value: Any) -> None:
         super().validate(value)
         _storable(value)
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        # Redisplay refused input as the user typed it: decoded, a lone surrogate could
+        # not even be encoded into the error page.
+        value = super().bound_data(data, initial)
+        try:
+            check_json(value, max_depth=settings.METADATA_MAX_DEPTH)
+        except (ValueError, RecursionError):
+            return InvalidJSONInput(data)
+        return value
 
 
 class DocumentChangeForm(forms.ModelForm):

@@ -433,3 +433,51 @@ def test_the_owner_grants_access_in_the_admin(db: None, ingest: Any) -> None:
     assert response.status_code == 200
     assert "A grant names either a user or a group." in response.content.decode()
     assert CollectionGrant.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "collection__id__exact=abc",
+        "mime_type=%00",
+        "mime_type=a%00b",
+        "status=%00",
+    ],
+)
+def test_bad_filters_in_the_document_list_get_the_admins_error_page(
+    admin_client: Client, collection: Collection, query: str
+) -> None:
+    response = admin_client.get(f"{CHANGELIST_URL}?{query}")
+    assert response.status_code == 302 and response["Location"] == f"{CHANGELIST_URL}?e=1"
+    assert admin_client.get(response["Location"]).status_code == 200
+
+
+def test_a_nul_in_the_search_box_is_reported(admin_client: Client) -> None:
+    response = admin_client.get(f"{CHANGELIST_URL}?q=a%00b")
+    assert response.status_code == 200 and "Null characters are not allowed" in str(
+        response.content
+    )
+    response = admin_client.get(f"{CHANGELIST_URL}?q=%ED%A0%80")  # a surrogate, as UTF-8
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("query", ["title__regex=(", "source_name__iregex=%5B"])
+def test_regex_lookups_are_refused_with_a_400(admin_client: Client, query: str) -> None:
+    response = admin_client.get(f"{CHANGELIST_URL}?{query}")
+    assert response.status_code == 400
+
+
+def test_the_collection_filter_still_filters(admin_client: Client, ingest: Any) -> None:
+    first, second = CollectionFactory(name="First"), CollectionFactory(name="Second")
+    (one,) = ingest(first, {"one.txt": "Only in the first collection."})
+    ingest(second, {"two.txt": "Only in the second collection."})
+    page = admin_client.get(f"{CHANGELIST_URL}?collection__id__exact={first.pk}")
+    assert page.status_code == 200
+    assert [d.pk for d in page.context["cl"].result_list] == [one.pk]
+
+
+def test_bad_filters_in_the_collection_list_do_not_500(admin_client: Client) -> None:
+    expected = {"slug=%00": 302, "q=%00": 200, "name__regex=(": 400}
+    for query, code in expected.items():
+        response = admin_client.get(f"/admin/documents/collection/?{query}")
+        assert response.status_code == code, query
