@@ -65,8 +65,12 @@ def test_search_shows_highlighted_results_linking_to_the_cited_chunk(
     client: Client, corpus: dict[str, Any]
 ) -> None:
     page = html(client.get("/", {"q": "volcano lava"}))
-    # Semantic search ranks every public chunk; the private lab note stays hidden.
-    assert result_titles(page) == ["volcano.txt", "ocean.txt"]
+    # Semantic search ranks every public chunk; the private lab note stays hidden. A text
+    # file's title is its first short line.
+    assert result_titles(page) == [
+        "Volcanoes erupt lava and ash. Magma rises through the crust.",
+        "Oceans cover most of the Earth and hold salt water.",
+    ]
     chunk = Chunk.objects.get(document=corpus["volcano"])
     link = f'href="/documents/{corpus["volcano"].pk}/?chunk={chunk.pk}#chunk-{chunk.pk}"'
     assert link in page
@@ -85,7 +89,7 @@ def test_the_search_state_is_kept_in_the_url_and_the_form(
 ) -> None:
     client.force_login(corpus["reader"])
     page = html(client.get("/?q=volcano&mode=keyword&collection=priv"))
-    assert result_titles(page) == ["secret.txt"]
+    assert result_titles(page) == ["Volcano monitoring budget for the lab."]
     assert 'name="q" id="id_q" value="volcano"' in page
     assert re.search(r'value="keyword" checked', page)
     assert not re.search(r'value="hybrid" checked', page)
@@ -93,7 +97,10 @@ def test_the_search_state_is_kept_in_the_url_and_the_form(
     assert "Keyword search" in page
     # Repeated collection parameters (a hand-made link) search each of them.
     both = html(client.get("/?q=volcano&mode=keyword&collection=priv&collection=pub"))
-    assert sorted(result_titles(both)) == ["secret.txt", "volcano.txt"]
+    assert sorted(result_titles(both)) == [
+        "Volcano monitoring budget for the lab.",
+        "Volcanoes erupt lava and ash. Magma rises through the crust.",
+    ]
     # A link may preselect the collection before anything is searched.
     landing = html(client.get("/?collection=pub"))
     assert '<option value="pub" selected>Public papers</option>' in landing
@@ -131,14 +138,14 @@ def test_anonymous_visitors_see_public_collections_and_a_sign_in_link(
 ) -> None:
     page = html(client.get("/", {"q": "volcano"}))
     assert '<option value="pub">Public papers</option>' in page
-    assert "Private notes" not in page and "secret.txt" not in page
+    assert "Private notes" not in page and "monitoring budget" not in page
     assert 'href="/accounts/login/?next=/%3Fq%3Dvolcano">Sign in</a>' in page
     client.force_login(UserFactory())  # no grant: still only the public collection
     assert "Private notes" not in html(client.get("/", {"q": "volcano"}))
     client.force_login(corpus["reader"])
     signed_in = html(client.get("/", {"q": "volcano"}))
     assert '<option value="priv">Private notes</option>' in signed_in
-    assert "secret.txt" in signed_in and "Sign out" in signed_in
+    assert "monitoring budget" in signed_in and "Sign out" in signed_in
 
 
 def test_no_documents_yet_links_to_the_admin_upload(client: Client, db: None) -> None:
