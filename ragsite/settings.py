@@ -298,6 +298,20 @@ SEARCH_DEFAULTS = {
     "keyword_depth": env.int("SEARCH_KEYWORD_DEPTH", default=200),
     "semantic_depth": env.int("SEARCH_SEMANTIC_DEPTH", default=200),
 }
+# Bounds on one request's work: each filter key adds a condition to the SQL, so
+# anonymous callers must not be able to send thousands. Depth and size are of the whole
+# `filters` JSON.
+SEARCH_MAX_FILTER_KEYS = env.int("SEARCH_MAX_FILTER_KEYS", default=20)  # metadata + _any
+SEARCH_MAX_FILTER_VALUES = env.int("SEARCH_MAX_FILTER_VALUES", default=100)  # all of _any
+SEARCH_MAX_FILTER_DEPTH = env.int("SEARCH_MAX_FILTER_DEPTH", default=8)
+SEARCH_MAX_FILTER_CHARS = env.int("SEARCH_MAX_FILTER_CHARS", default=32_000)
+# statement_timeout of the search SQL behind a request (API, context, ask, similar, the
+# page); 0: none. Management commands and the evaluation run without it.
+SEARCH_STATEMENT_TIMEOUT_MS = env.int("SEARCH_STATEMENT_TIMEOUT_MS", default=5000)
+# Characters of one result's `text` in a response (the whole chunk is still searched), and
+# of a /context/ answer's `context` besides its token budget.
+SEARCH_RESULT_MAX_CHARS = env.int("SEARCH_RESULT_MAX_CHARS", default=20_000)
+RAG_CONTEXT_MAX_CHARS = env.int("RAG_CONTEXT_MAX_CHARS", default=200_000)
 
 # --- RAG: context and answers ---
 # Token budget of /api/v1/context/ and /api/v1/ask/: the default and the most a request

@@ -5,35 +5,40 @@ from typing import Any
 
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import permissions, serializers
+from rest_framework import permissions
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from documents.models import Chunk
-from search.retrieval import QueryError, SearchParams, SearchResponse, search, search_similar
-from search.selectors import chunk_detail
+from search.api_errors import BAD_REQUEST, TIMED_OUT, search_api_error
+from search.retrieval import (
+    QueryError,
+    SearchParams,
+    SearchResponse,
+    SearchTimeout,
+    search,
+    search_similar,
+)
+from search.selectors import anonymous_hint, chunk_detail
 from search.serializers import (
     ChunkSerializer,
     SearchRequestSerializer,
     SearchResponseSerializer,
-    SearchResultSerializer,
     SimilarRequestSerializer,
 )
 
-BAD_REQUEST = OpenApiResponse(description="Invalid parameter; `detail` names the field.")
 NOT_FOUND = OpenApiResponse(description="No such chunk, or not readable by you.")
+SEARCH_ERRORS = {400: BAD_REQUEST, 503: TIMED_OUT}
 
 
-def search_response_body(query: str, response: SearchResponse, started: float) -> dict[str, Any]:
-    timing = {**response.timing_ms, "total_ms": (time.perf_counter() - started) * 1000}
-    return {
-        "query": query,
-        "mode": response.mode,
-        "total": response.total,
-        "results": SearchResultSerializer(response.results, many=True).data,
-        "timing": timing,
-    }
+def search_response_body(response: SearchResponse, *, user: Any, started: float) -> Any:
+    """The response as SearchResponseSerializer shapes it, with the whole time taken and,
+    for an anonymous caller when nothing is public, why nothing is found."""
+    response.timing_ms["total_ms"] = (time.perf_counter() - started) * 1000
+    if response.anonymous:
+        response.hint = anonymous_hint(user=user)
+    return SearchResponseSerializer(response).data
 
 
 class SearchView(APIView):
@@ -45,14 +50,14 @@ class SearchView(APIView):
 
     @extend_schema(
         request=SearchRequestSerializer,
-        responses={200: SearchResponseSerializer, 400: BAD_REQUEST},
+        responses={200: SearchResponseSerializer, **SEARCH_ERRORS},
     )
     def post(self, request: Request) -> Response:
         return self._search(request, request.data)
 
     @extend_schema(
         parameters=[SearchRequestSerializer],
-        responses={200: SearchResponseSerializer, 400: BAD_REQUEST},
+        responses={200: SearchResponseSerializer, **SEARCH_ERRORS},
     )
     def get(self, request: Request) -> Response:
         return self._search(request, request.query_params)
@@ -63,9 +68,9 @@ class SearchView(APIView):
         params.is_valid(raise_exception=True)
         try:
             response = search(SearchParams(**params.validated_data), user=request.user)
-        except QueryError as exc:
-            raise serializers.ValidationError({"query": str(exc).split(": ", 1)[-1]}) from exc
-        return Response(search_response_body(params.validated_data["query"], response, started))
+        except (QueryError, SearchTimeout) as exc:
+            raise search_api_error(exc) from exc
+        return Response(search_response_body(response, user=request.user, started=started))
 
 
 class ChunkDetailView(APIView):
@@ -83,7 +88,7 @@ class ChunkDetailView(APIView):
 class ChunkSimilarView(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("top_k", int, description="1..SEARCH_MAX_TOP_K")],
-        responses={200: SearchResponseSerializer, 400: BAD_REQUEST, 404: NOT_FOUND},
+        responses={200: SearchResponseSerializer, 404: NOT_FOUND, **SEARCH_ERRORS},
     )
     def get(self, request: Request, pk: int) -> Response:
         """More like this chunk: the nearest chunks you may read, itself excluded."""
@@ -96,10 +101,14 @@ class ChunkSimilarView(APIView):
             raise Http404 from exc
         if detail["embedding"] is None:
             raise Http404("this chunk has no embedding yet")
-        response = search_similar(
-            chunk_id=pk,
-            embedding=detail["embedding"],
-            top_k=params.validated_data["top_k"],
-            user=request.user,
-        )
-        return Response(search_response_body(detail["text"][:200], response, started))
+        try:
+            response = search_similar(
+                chunk_id=pk,
+                embedding=detail["embedding"],
+                top_k=params.validated_data["top_k"],
+                user=request.user,
+            )
+        except SearchTimeout as exc:
+            raise search_api_error(exc) from exc
+        response.query = detail["text"][:200]
+        return Response(search_response_body(response, user=request.user, started=started))

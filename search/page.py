@@ -10,14 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, Q
 from django.http import QueryDict
-from django.urls import reverse
-from django.utils.http import urlencode
 
+from documents.citations import document_url, pages_label
 from documents.models import Document
-from documents.selectors import collection_list_readable, document_list_readable
+from documents.selectors import User, collection_list_readable, document_list_readable
 from search.forms import MODE_LABELS, SearchForm
 from search.rag import (
     CITATION,
@@ -28,12 +26,17 @@ from search.rag import (
     answer_create,
     llm_config,
 )
-from search.retrieval import Filters, QueryError, SearchParams, SearchResult, search
+from search.retrieval import (
+    Filters,
+    QueryError,
+    SearchParams,
+    SearchResult,
+    SearchTimeout,
+    search,
+)
 
 PAGE_SIZE = 10
 UPLOAD_URL = "/admin/documents/document/upload/"
-
-User = AbstractBaseUser | AnonymousUser
 
 
 @dataclass(frozen=True)
@@ -102,21 +105,6 @@ def library_status(*, user: User) -> Library:
     return Library(**counts)
 
 
-def pages_label(first: int | None, last: int | None) -> str:
-    if first is None:
-        return ""
-    if last is None or last == first:
-        return f"p. {first}"
-    return f"pp. {first}–{last}"
-
-
-def document_url(document_id: int, chunk_id: int | None = None) -> str:
-    url = reverse("document-detail", args=[document_id])
-    if chunk_id is None:
-        return url
-    return f"{url}?{urlencode({'chunk': chunk_id})}#chunk-{chunk_id}"
-
-
 def page_url(data: QueryDict, **changes: Any) -> str:
     """This search's URL with some parameters changed (None removes one)."""
     query = data.copy()
@@ -125,6 +113,10 @@ def page_url(data: QueryDict, **changes: Any) -> str:
         if value is not None and not (key == "page" and value == 1):
             query[key] = str(value)
     return "?" + query.urlencode()
+
+
+def _sentence(message: str) -> str:
+    return message[:1].upper() + message[1:] + "."
 
 
 def _number(value: float | None, digits: int) -> str | None:
@@ -241,15 +233,15 @@ def _answer(form: SearchForm, *, user: User) -> dict[str, Any]:
             query=values["q"],
             mode=values["mode"],
             filters=Filters(collections=slugs) if slugs else Filters(),
-            **settings.SEARCH_DEFAULTS,
         ),
         max_tokens=settings.RAG_CONTEXT_TOKENS,
     )
     try:
         answer: Answer = answer_create(params=params, user=user)
-    except (LLMError, QueryError) as exc:
-        message = str(exc)
-        return {"answer_error": message[:1].upper() + message[1:] + "."}
+    except QueryError as exc:
+        return {"answer_error": _sentence(exc.message)}
+    except (LLMError, SearchTimeout) as exc:
+        return {"answer_error": _sentence(str(exc))}
     return {
         "answer": answer,
         "answer_parts": answer_parts(answer.text, answer.context.citations),
@@ -299,14 +291,15 @@ def _search_results(
         top_k=PAGE_SIZE,
         offset=offset,
         filters=Filters(collections=slugs) if slugs else Filters(),
-        **settings.SEARCH_DEFAULTS,
     )
     started = time.perf_counter()
     try:
         response = search(params, user=user)
     except QueryError as exc:
-        message = str(exc).split(": ", 1)[-1]
-        form.add_error("q", message[:1].upper() + message[1:] + ".")
+        form.add_error("q", _sentence(exc.message))
+        return {}
+    except SearchTimeout as exc:
+        form.add_error(None, _sentence(str(exc)))
         return {}
     elapsed_ms = (time.perf_counter() - started) * 1000
     cards = [

@@ -4,8 +4,14 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
-from documents.models import Chunk
+from documents.citations import display_title
+from documents.models import Chunk, Collection
 from documents.selectors import chunk_list_readable
+
+NO_PUBLIC_COLLECTION_HINT = (
+    "You searched anonymously, and no collection is public: sign in, or send a token, "
+    "to search your own collections."
+)
 
 NEIGHBOR_FIELDS = [
     "id",
@@ -59,7 +65,7 @@ def chunk_detail(*, chunk_id: int, user: AbstractBaseUser | AnonymousUser | None
         "embedding": chunk.embedding,
         "citation": {
             "document_id": document.id,
-            "document_title": document.title or document.source_name,
+            "document_title": display_title(document.title, document.source_name),
             "source_name": document.source_name,
             "collection": chunk.collection.slug,
             "first_page": chunk.first_page,
@@ -71,3 +77,12 @@ def chunk_detail(*, chunk_id: int, user: AbstractBaseUser | AnonymousUser | None
         "previous": _neighbor(siblings.get(chunk.ordinal - 1), "before"),
         "next": _neighbor(siblings.get(chunk.ordinal + 1), "after"),
     }
+
+
+def anonymous_hint(*, user: AbstractBaseUser | AnonymousUser | None) -> str | None:
+    """For an anonymous caller when nothing is public: why every search finds nothing."""
+    if user is not None and user.is_authenticated:
+        return None
+    if Collection.objects.filter(is_public=True).exists():
+        return None
+    return NO_PUBLIC_COLLECTION_HINT

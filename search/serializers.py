@@ -7,7 +7,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from documents.serializers import contains_nul
+from ragsite.json_safety import check_json
 from search.retrieval import MODES, Filters
 
 BIGINT_MAX = 2**63 - 1
@@ -46,12 +46,38 @@ class FiltersSerializer(serializers.Serializer):
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        for name in ("metadata", "metadata_any"):
-            if contains_nul(attrs.get(name)):
-                raise serializers.ValidationError(
-                    {name: "must not contain NUL characters (\\u0000)"}
-                )
+        # Each key is one more condition in the search SQL: bound them.
+        metadata_any = attrs.get("metadata_any") or {}
+        keys = len(attrs.get("metadata") or {}) + len(metadata_any)
+        if keys > settings.SEARCH_MAX_FILTER_KEYS:
+            raise serializers.ValidationError(
+                f"{keys} metadata keys; at most {settings.SEARCH_MAX_FILTER_KEYS} "
+                "(metadata and metadata_any together)"
+            )
+        values = sum(len(v) for v in metadata_any.values())
+        if values > settings.SEARCH_MAX_FILTER_VALUES:
+            raise serializers.ValidationError(
+                {
+                    "metadata_any": f"{values} values; at most "
+                    f"{settings.SEARCH_MAX_FILTER_VALUES} in all"
+                }
+            )
         return attrs
+
+
+def _too_long() -> str:
+    return f"longer than {settings.SEARCH_MAX_FILTER_CHARS} characters as JSON"
+
+
+def _check_bounds(data: dict[str, Any]) -> None:
+    """Depth first (a deep value would exhaust the stack of anything that walks it), then
+    NUL and lone surrogates (neither can be sent to PostgreSQL), then size."""
+    try:
+        check_json(data, max_depth=settings.SEARCH_MAX_FILTER_DEPTH)
+    except ValueError as exc:
+        raise serializers.ValidationError(str(exc)) from exc
+    if len(json.dumps(data)) > settings.SEARCH_MAX_FILTER_CHARS:
+        raise serializers.ValidationError(_too_long())
 
 
 @extend_schema_field(FiltersSerializer)
@@ -60,12 +86,15 @@ class JSONFiltersField(serializers.Field):
 
     def to_internal_value(self, data: Any) -> Filters:
         if isinstance(data, str):
+            if len(data) > settings.SEARCH_MAX_FILTER_CHARS:
+                raise serializers.ValidationError(_too_long())
             try:
                 data = json.loads(data) if data.strip() else {}
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise serializers.ValidationError("must be a JSON object") from exc
         if not isinstance(data, dict):
             raise serializers.ValidationError("must be a JSON object")
+        _check_bounds(data)
         unknown = sorted(set(data) - FILTER_KEYS)
         if unknown:
             raise serializers.ValidationError(
@@ -116,11 +145,27 @@ class SearchRequestSerializer(serializers.Serializer):
         return attrs
 
 
+class CappedTextField(serializers.CharField):
+    """A chunk's text, cut to SEARCH_RESULT_MAX_CHARS (ending in "…" when cut): a chunk
+    stored before chunks were bounded may be megabytes, and one response must not be."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "help_text", "The chunk's text, cut to SEARCH_RESULT_MAX_CHARS (then ending in …)."
+        )
+        super().__init__(**kwargs)
+
+    def to_representation(self, value: Any) -> str:
+        text = str(value)
+        limit = settings.SEARCH_RESULT_MAX_CHARS
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class NeighborSerializer(serializers.Serializer):
     chunk_id = serializers.IntegerField()
     ordinal = serializers.IntegerField()
     position = serializers.ChoiceField(choices=["before", "after"])
-    text = serializers.CharField()
+    text = CappedTextField()
     char_start = serializers.IntegerField()
     char_end = serializers.IntegerField()
     first_page = serializers.IntegerField(allow_null=True)
@@ -141,7 +186,7 @@ class CitationSerializer(serializers.Serializer):
 
 class SearchResultSerializer(serializers.Serializer):
     chunk_id = serializers.IntegerField()
-    text = serializers.CharField()
+    text = CappedTextField()
     snippet = serializers.CharField(help_text="HTML: query terms in <mark>, the rest escaped.")
     ordinal = serializers.IntegerField()
     citation = serializers.SerializerMethodField()
@@ -172,14 +217,27 @@ class SearchResponseSerializer(serializers.Serializer):
     query = serializers.CharField()
     mode = serializers.CharField()
     total = serializers.IntegerField(help_text="Matching candidates before offset/top_k.")
+    anonymous = serializers.BooleanField(
+        help_text="Searched without credentials: public collections only."
+    )
+    hint = serializers.CharField(
+        required=False,
+        help_text="Why the search may find nothing, e.g. anonymous with no public collection.",
+    )
     results = SearchResultSerializer(many=True)
-    timing = TimingSerializer()
+    timing = TimingSerializer(source="timing_ms")
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        if data.get("hint") is None:
+            data.pop("hint", None)  # only present when there is something to say
+        return data
 
 
 class ChunkSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     ordinal = serializers.IntegerField()
-    text = serializers.CharField()
+    text = CappedTextField()
     token_count = serializers.IntegerField()
     citation = CitationSerializer()
     previous = NeighborSerializer(allow_null=True)

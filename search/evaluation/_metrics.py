@@ -6,8 +6,6 @@ import statistics
 
 import pytrec_eval
 
-MEASURES = {"ndcg_cut.10", "recall.10", "recall.100", "recip_rank"}
-
 
 def compute_metrics(
     run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]

@@ -165,7 +165,10 @@ def run_variant(
     sqls: list[float] = []
     for qid, text in queries.items():
         started = time.perf_counter()
-        response = search(replace(params, query=text), user=None, full_access=True)
+        # No statement_timeout: the evaluation measures, it does not serve requests.
+        response = search(
+            replace(params, query=text), user=None, full_access=True, statement_timeout_ms=0
+        )
         totals.append((time.perf_counter() - started) * 1000)
         sqls.append(response.timing_ms.get("sql_ms", 0.0))
         count = len(response.results)

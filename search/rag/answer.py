@@ -8,8 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-
+from documents.selectors import User
 from search.rag.context import Context, ContextParams, Passage, context_build
 from search.rag.llm import (
     ChatStream,
@@ -20,8 +19,6 @@ from search.rag.llm import (
     llm_config_required,
 )
 from search.rag.sanitize import FENCE_CLOSE, FENCE_OPEN
-
-User = AbstractBaseUser | AnonymousUser
 
 SYSTEM_PROMPT = (
     "You answer questions using only the numbered passages of the context. After each "

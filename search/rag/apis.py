@@ -8,13 +8,15 @@ from typing import Any
 
 from django.http import HttpResponseBase, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import permissions, serializers
-from rest_framework.parsers import JSONParser
+from rest_framework import permissions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ragsite.api.parsers import JSONParser  # DRF's, with a depth cap
+from ragsite.api.schema import ApiErrorSerializer
+from search.api_errors import BAD_REQUEST, TIMED_OUT, search_api_error
 from search.rag import (
     AnswerStream,
     LLMError,
@@ -29,13 +31,12 @@ from search.rag.serializers import (
     ContextCitationSerializer,
     ContextRequestSerializer,
     ContextResponseSerializer,
-    ErrorSerializer,
 )
-from search.retrieval import QueryError
+from search.retrieval import QueryError, SearchTimeout
+from search.selectors import anonymous_hint
 
 JSON = "application/json"
 EVENT_STREAM = "text/event-stream"
-BAD_REQUEST = OpenApiResponse(ErrorSerializer, description="Invalid parameter; `detail` names it.")
 ANSWER_DESCRIPTION = """The answer as JSON; with `"stream": true`, Server-Sent Events,
 each `event: <name>` with one line of JSON `data`, in this order:
 
@@ -61,10 +62,6 @@ STREAM_EVENT = {
 }
 
 
-def _query_error(exc: QueryError) -> serializers.ValidationError:
-    return serializers.ValidationError({"query": str(exc).split(": ", 1)[-1]})
-
-
 class ContextView(APIView):
     """Prompt-ready context for a query: hybrid retrieval (with the search options), merged
     and deduplicated passages with numbered citations, sanitised, within a token budget.
@@ -77,15 +74,21 @@ class ContextView(APIView):
 
     @extend_schema(
         request=ContextRequestSerializer,
-        responses={(200, JSON): ContextResponseSerializer, (400, JSON): BAD_REQUEST},
+        responses={
+            (200, JSON): ContextResponseSerializer,
+            (400, JSON): BAD_REQUEST,
+            (503, JSON): TIMED_OUT,
+        },
     )
     def post(self, request: Request) -> Response:
         params = ContextRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         try:
             context = context_build(params=context_params(params.validated_data), user=request.user)
-        except QueryError as exc:
-            raise _query_error(exc) from exc
+        except (QueryError, SearchTimeout) as exc:
+            raise search_api_error(exc) from exc
+        if context.anonymous:
+            context.hint = anonymous_hint(user=request.user)
         return Response(ContextResponseSerializer(context).data)
 
 
@@ -140,12 +143,13 @@ class AskView(APIView):
             (200, EVENT_STREAM): STREAM_EVENT,
             (400, JSON): BAD_REQUEST,
             (503, JSON): OpenApiResponse(
-                ErrorSerializer,
-                description="No language model configured (LLM_BASE_URL), or the model "
-                "cannot be reached or failed; `detail` says which.",
+                ApiErrorSerializer,
+                description="No language model configured (LLM_BASE_URL), the model "
+                "cannot be reached or failed, or the search ran past "
+                "SEARCH_STATEMENT_TIMEOUT_MS; `detail` says which.",
             ),
             (504, JSON): OpenApiResponse(
-                ErrorSerializer, description="The model did not answer within LLM_TIMEOUT."
+                ApiErrorSerializer, description="The model did not answer within LLM_TIMEOUT."
             ),
         },
     )
@@ -158,8 +162,8 @@ class AskView(APIView):
                 stream = answer_stream_open(params=context_params(values), user=request.user)
                 return self._stream(stream)
             answer = answer_create(params=context_params(values), user=request.user)
-        except QueryError as exc:
-            raise _query_error(exc) from exc
+        except (QueryError, SearchTimeout) as exc:
+            raise search_api_error(exc) from exc
         except LLMError as exc:
             return Response({"detail": str(exc)}, status=exc.status)
         return Response(AskResponseSerializer(answer).data)

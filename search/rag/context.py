@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from tokenizers import Tokenizer
 
+from documents.citations import pages_label
+from documents.selectors import User
 from documents.tokenizer import get_tokenizer
 from search.rag.sanitize import sanitize_text
 from search.retrieval import SearchParams, SearchResult, search
@@ -105,6 +106,8 @@ class Context:
     citations: list[Passage]
     omitted: int  # passages left out for the budget
     timing_ms: dict[str, float]
+    anonymous: bool = False  # retrieved as an anonymous caller: public collections only
+    hint: str | None = None  # for the caller, e.g. why an anonymous search found nothing
 
 
 def _tokenizer() -> Tokenizer:
@@ -212,18 +215,12 @@ def _one_line(text: str) -> str:
     return _SPACES.sub(" ", clean.text).strip()
 
 
-def _pages(passage: Passage) -> str:
-    first, last = passage.first_page, passage.last_page
-    if first is None:
-        return ""
-    return f"p. {first}" if last in (None, first) else f"pp. {first}–{last}"
-
-
 def citation_header(passage: Passage) -> str:
     """`[n] Title (source, pages)`: what the model cites and a reader can find."""
     title = _one_line(passage.document_title)
     source = _one_line(passage.source_name)
-    details = [x for x in (source if source != title else "", _pages(passage)) if x]
+    pages = pages_label(passage.first_page, passage.last_page)
+    details = [x for x in (source if source != title else "", pages) if x]
     return f"[{passage.number}] {title}" + (f" ({', '.join(details)})" if details else "")
 
 
@@ -259,23 +256,39 @@ def _cut(passage: Passage, room: int) -> Passage | None:
     return None
 
 
-def passages_fit(passages: list[Passage], *, budget: int) -> tuple[list[Passage], int]:
-    """Number the passages in order and keep those that fit into `budget` tokens; the
-    first that does not fit whole is cut, later ones are tried in case they are short."""
+def passage_clip(passage: Passage, max_chars: int) -> Passage:
+    """The passage cut to about `max_chars` characters with its header, so that a huge
+    chunk (one word of a megabyte is a single [UNK] token) cannot make a context huge
+    within its token budget, nor make counting its tokens slow."""
+    room = max(0, max_chars - len(citation_header(passage)) - 64)  # 64: number, fences
+    if len(passage.original) <= room:
+        return passage
+    return dataclasses.replace(passage, original=passage.original[:room], truncated=True)
+
+
+def passages_fit(
+    passages: list[Passage], *, budget: int, max_chars: int
+) -> tuple[list[Passage], int]:
+    """Number the passages in order and keep those that fit into `budget` tokens and
+    `max_chars` characters; the first that does not fit whole is cut, later ones are
+    tried in case they are short."""
     chosen: list[Passage] = []
-    used = 0
+    used = chars = 0
     separator = count_tokens(SEPARATOR)
     for passage in passages:
         passage.number = len(chosen) + 1
-        cost = count_tokens(_block(_sanitised(passage))) + (separator if chosen else 0)
-        if used + cost <= budget:
+        gap = separator if chosen else 0
+        room_chars = max_chars - chars - (len(SEPARATOR) if chosen else 0)
+        block = _block(_sanitised(passage))
+        cost = count_tokens(block) + gap
+        if used + cost <= budget and len(block) <= room_chars:
             chosen.append(passage)
-            used += cost
+            used, chars = used + cost, max_chars - room_chars + len(block)
             continue
-        cut = _cut(passage, budget - used - (separator if chosen else 0))
-        if cut is not None:
+        cut = _cut(passage, budget - used - gap)
+        if cut is not None and len(block := _block(cut)) <= room_chars:
             chosen.append(cut)
-            used += count_tokens(_block(cut)) + (separator if len(chosen) > 1 else 0)
+            used, chars = used + count_tokens(block) + gap, max_chars - room_chars + len(block)
     # Counting blocks apart can differ from counting the joined text with some
     # tokenizers (merges across the separator): the joined text is what must fit.
     while chosen and count_tokens(SEPARATOR.join(_block(p) for p in chosen)) > budget:
@@ -288,16 +301,20 @@ def context_budget(max_tokens: int) -> int:
 
 
 def context_build(
-    *, params: ContextParams, user: AbstractBaseUser | AnonymousUser | None
+    *, params: ContextParams, user: User | None
 ) -> Context:
     """Retrieve as `user` (search applies their access in SQL) and assemble the context.
     Raises search.retrieval.QueryError for a query that cannot be searched."""
     started = time.perf_counter()
     response = search(params.search, user=user)
     assembling = time.perf_counter()
-    passages = passages_order(passages_merge(response.results), params.order)
+    max_chars = settings.RAG_CONTEXT_MAX_CHARS
+    passages = [
+        passage_clip(p, max_chars)
+        for p in passages_order(passages_merge(response.results), params.order)
+    ]
     budget = context_budget(params.max_tokens)
-    chosen, omitted = passages_fit(passages, budget=budget)
+    chosen, omitted = passages_fit(passages, budget=budget, max_chars=max_chars)
     text = SEPARATOR.join(_block(p) for p in chosen)
     now = time.perf_counter()
     timing = {
@@ -316,6 +333,7 @@ def context_build(
         citations=chosen,
         omitted=omitted,
         timing_ms=timing,
+        anonymous=response.anonymous,
     )
 
 

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from rest_framework import serializers
 
-from search.page import document_url
+from documents.citations import document_url
 from search.rag.context import ORDERS, Passage
 from search.serializers import CitationSerializer, SearchRequestSerializer
 
@@ -66,7 +68,20 @@ class ContextResponseSerializer(serializers.Serializer):
     tokenizer = serializers.CharField()
     citations = ContextCitationSerializer(many=True)
     omitted = serializers.IntegerField(help_text="Passages left out for the budget.")
+    anonymous = serializers.BooleanField(
+        help_text="Retrieved without credentials: public collections only."
+    )
+    hint = serializers.CharField(
+        required=False,
+        help_text="Why the context may be empty, e.g. anonymous with no public collection.",
+    )
     timing = serializers.DictField(source="timing_ms", child=serializers.FloatField())
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        if data.get("hint") is None:
+            data.pop("hint", None)  # only present when there is something to say
+        return data
 
 
 class AskResponseSerializer(serializers.Serializer):
@@ -78,7 +93,3 @@ class AskResponseSerializer(serializers.Serializer):
     retrieval = ContextResponseSerializer(source="context")
     timing = serializers.DictField(source="timing_ms", child=serializers.FloatField())
 
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    errors = serializers.DictField(required=False, help_text="Per field, for a 400.")

@@ -4,7 +4,13 @@ from search.retrieval import SearchParams, Filters, search
 response = search(SearchParams(query="...", mode="hybrid"), user=request.user)
 """
 
-from search.retrieval._search import QueryError, render_snippet, search, search_similar
+from search.retrieval._search import (
+    QueryError,
+    SearchTimeout,
+    render_snippet,
+    search,
+    search_similar,
+)
 from search.retrieval.types import (
     MODES,
     Filters,
@@ -20,6 +26,7 @@ __all__ = [
     "SearchParams",
     "SearchResponse",
     "SearchResult",
+    "SearchTimeout",
     "render_snippet",
     "search",
     "search_similar",

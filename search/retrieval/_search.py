@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
+from psycopg.errors import QueryCanceled
 
+from documents.citations import display_title
 from documents.embedding import active_model_name, embed_query
 from search.retrieval._query import ParsedQuery, parse_query
 from search.retrieval._sql import (
@@ -27,7 +29,24 @@ MMR_POOL_FACTOR = 4
 
 
 class QueryError(ValueError):
-    """A query that cannot be searched; the message names the problem."""
+    """A query that cannot be searched: `field` is the request field at fault and
+    `message` says what is wrong with it (str() is "field: message")."""
+
+    def __init__(self, message: str, *, field: str = "query") -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class SearchTimeout(Exception):
+    """The search SQL ran past its statement_timeout and was cancelled."""
+
+    def __init__(self, timeout_ms: int) -> None:
+        super().__init__(
+            f"the search took longer than {timeout_ms} ms and was stopped; "
+            "try fewer filters or a shorter query"
+        )
+        self.timeout_ms = timeout_ms
 
 
 def render_snippet(headline: str) -> str:
@@ -42,20 +61,30 @@ def search(
     *,
     user: AbstractBaseUser | AnonymousUser | None,
     full_access: bool = False,
+    statement_timeout_ms: int | None = None,
 ) -> SearchResponse:
     """Run a search as `user` sees the collections (management commands and the
     evaluation pass `full_access`). The same path serves the API, the page and the
-    evaluation."""
+    evaluation. The SQL is cancelled after `statement_timeout_ms` (default
+    SEARCH_STATEMENT_TIMEOUT_MS, for requests; 0: never) with SearchTimeout."""
     parsed = parse_query(params.query)
     if not parsed.text.strip():
-        raise QueryError("query: needs at least one word to search for")
+        raise QueryError("needs at least one word to search for")
     timing: dict[str, float] = {}
     embedding = None
     if params.mode in ("hybrid", "semantic"):
         started = time.perf_counter()
         embedding = embed_query(parsed.text)
         timing["embedding_ms"] = (time.perf_counter() - started) * 1000
-    return _execute(params, parsed, embedding, user=user, timing=timing, full_access=full_access)
+    return _execute(
+        params,
+        parsed,
+        embedding,
+        user=user,
+        timing=timing,
+        full_access=full_access,
+        statement_timeout_ms=statement_timeout_ms,
+    )
 
 
 def search_similar(
@@ -77,34 +106,24 @@ def search_similar(
     )
 
 
-def _execute(
+def _is_signed_in(user: AbstractBaseUser | AnonymousUser | None) -> bool:
+    return user is not None and bool(user.is_authenticated)
+
+
+def _sql_params(
     params: SearchParams,
     parsed: ParsedQuery,
     embedding: np.ndarray | None,
     *,
     user: AbstractBaseUser | AnonymousUser | None,
-    timing: dict[str, float],
-    exclude_chunk_id: int | None = None,
-    full_access: bool = False,
-) -> SearchResponse:
-    chunk_filters, filter_params = chunk_filter_sql(
-        params.filters,
-        phrases=parsed.phrases,
-        excluded=parsed.excluded,
-        excluded_phrases=parsed.excluded_phrases,
-    )
-    if exclude_chunk_id is not None:
-        chunk_filters += " AND c.id <> %(exclude_chunk)s"
-        filter_params["exclude_chunk"] = exclude_chunk_id
-    use_mmr = params.mmr_lambda is not None
-    limit = params.top_k
-    if use_mmr:
-        limit = max(params.top_k * MMR_POOL_FACTOR, 50)
-    sql = build_search_sql(mode=params.mode, chunk_filters=chunk_filters, with_embeddings=use_mmr)
-    signed_in = user is not None and bool(user.is_authenticated)
-    sql_params: dict[str, Any] = {
-        "full_access": full_access or (signed_in and bool(user.is_superuser)),
-        "user_id": user.pk if signed_in else None,
+    full_access: bool,
+    limit: int,
+    offset: int,
+) -> dict[str, Any]:
+    signed_in = _is_signed_in(user)
+    return {
+        "full_access": full_access or (signed_in and bool(getattr(user, "is_superuser", False))),
+        "user_id": user.pk if signed_in and user is not None else None,
         "collection_slugs": params.filters.collections,
         "query_text": parsed.text,
         "prune_min_terms": PRUNE_MIN_TERMS,
@@ -121,89 +140,136 @@ def _execute(
         "min_score": params.min_score,
         "group_by_document": params.group_by_document,
         "limit": limit,
-        "offset": 0 if use_mmr else params.offset,
-        **filter_params,
+        "offset": offset,
+        "headline_chars": settings.SEARCH_RESULT_MAX_CHARS,
     }
+
+
+def _configure(
+    cursor: Any, params: SearchParams, *, semantic: bool, statement_timeout_ms: int
+) -> None:
+    """Transaction-local settings in one statement (set_config(..., true) is SET LOCAL: it
+    ends with the transaction, so a pooled connection, PgBouncer's included, is left as
+    it was)."""
+    values: dict[str, str] = {}
+    if statement_timeout_ms > 0:
+        values["statement_timeout"] = str(statement_timeout_ms)
+    if semantic:
+        # ef_search caps how many rows an HNSW scan can return; iterative scans keep
+        # going past filtered-out rows so a filtered query still fills its depth.
+        values["hnsw.ef_search"] = str(max(40, min(1000, params.semantic_depth)))
+        values["hnsw.iterative_scan"] = "relaxed_order"
+        values["hnsw.max_scan_tuples"] = str(settings.SEARCH_HNSW_MAX_SCAN_TUPLES)
+        if params.exact:
+            values["enable_indexscan"] = "off"
+    if values:
+        calls = ", ".join("set_config(%s, %s, true)" for _ in values)
+        cursor.execute(f"SELECT {calls}", [x for item in values.items() for x in item])
+
+
+def _execute(
+    params: SearchParams,
+    parsed: ParsedQuery,
+    embedding: np.ndarray | None,
+    *,
+    user: AbstractBaseUser | AnonymousUser | None,
+    timing: dict[str, float],
+    exclude_chunk_id: int | None = None,
+    full_access: bool = False,
+    statement_timeout_ms: int | None = None,
+) -> SearchResponse:
+    chunk_filters, filter_params = chunk_filter_sql(
+        params.filters,
+        phrases=parsed.phrases,
+        excluded=parsed.excluded,
+        excluded_phrases=parsed.excluded_phrases,
+    )
+    if exclude_chunk_id is not None:
+        chunk_filters += " AND c.id <> %(exclude_chunk)s"
+        filter_params["exclude_chunk"] = exclude_chunk_id
+    use_mmr = params.mmr_lambda is not None
+    limit = max(params.top_k * MMR_POOL_FACTOR, 50) if use_mmr else params.top_k
+    sql = build_search_sql(mode=params.mode, chunk_filters=chunk_filters, with_embeddings=use_mmr)
+    sql_params = _sql_params(
+        params,
+        parsed,
+        embedding,
+        user=user,
+        full_access=full_access,
+        limit=limit,
+        offset=0 if use_mmr else params.offset,
+    )
+    sql_params.update(filter_params)
+    if statement_timeout_ms is None:
+        statement_timeout_ms = settings.SEARCH_STATEMENT_TIMEOUT_MS
     started = time.perf_counter()
-    with transaction.atomic(), connection.cursor() as cursor:
-        if embedding is not None:
-            # ef_search caps how many rows an HNSW scan can return; iterative scans keep
-            # going past filtered-out rows so a filtered query still fills its depth.
-            cursor.execute(
-                "SELECT set_config('hnsw.ef_search', %s, true),"
-                " set_config('hnsw.iterative_scan', 'relaxed_order', true),"
-                " set_config('hnsw.max_scan_tuples', %s, true)",
-                [
-                    str(max(40, min(1000, params.semantic_depth))),
-                    str(settings.SEARCH_HNSW_MAX_SCAN_TUPLES),
-                ],
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            _configure(
+                cursor,
+                params,
+                semantic=embedding is not None,
+                statement_timeout_ms=statement_timeout_ms,
             )
-            if params.exact:
-                cursor.execute("SELECT set_config('enable_indexscan', 'off', true)")
-        cursor.execute(sql, sql_params)
-        rows = cursor.fetchall()
-        results = [_result(row) for row in rows]
-        total = int(rows[0][6]) if rows else 0
-        if use_mmr:
-            results = _mmr(results, embedding, lambda_=params.mmr_lambda or 0.5)
-            results = results[params.offset : params.offset + params.top_k]
-        if params.neighbors and results:
-            _attach_neighbors(cursor, results, params.neighbors)
+            cursor.execute(sql, sql_params)
+            rows = _named_rows(cursor)
+            results = [_result(row) for row in rows]
+            total = int(rows[0]["total"]) if rows else 0
+            if use_mmr:
+                results = _mmr(results, embedding, lambda_=params.mmr_lambda or 0.5)
+                results = results[params.offset : params.offset + params.top_k]
+            if params.neighbors and results:
+                _attach_neighbors(cursor, results, params.neighbors)
+    except OperationalError as exc:
+        if isinstance(exc.__cause__, QueryCanceled):
+            raise SearchTimeout(statement_timeout_ms) from exc
+        raise
     timing["sql_ms"] = (time.perf_counter() - started) * 1000
     for result in results:
         result.embedding = None
-    return SearchResponse(results=results, total=total, timing_ms=timing, mode=params.mode)
+    return SearchResponse(
+        results=results,
+        total=total,
+        timing_ms=timing,
+        mode=params.mode,
+        query=params.query,
+        anonymous=not _is_signed_in(user),
+    )
 
 
 def _vector_literal(vector: np.ndarray) -> str:
     return "[" + ",".join(f"{x:.7g}" for x in vector.tolist()) + "]"
 
 
-def _result(row: tuple[Any, ...]) -> SearchResult:
-    (
-        chunk_id,
-        score,
-        kw_rank,
-        kw_score,
-        sem_rank,
-        sem_score,
-        _total,
-        text,
-        ordinal,
-        char_start,
-        char_end,
-        first_page,
-        last_page,
-        heading_path,
-        document_id,
-        title,
-        source_name,
-        metadata,
-        collection,
-        headline,
-        embedding,
-    ) = row
+def _named_rows(cursor: Any) -> list[dict[str, Any]]:
+    """The rows as dicts by column name (the SELECT names each column)."""
+    names = [column.name for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _result(row: dict[str, Any]) -> SearchResult:
+    metadata = row["metadata"]
     return SearchResult(
-        chunk_id=chunk_id,
-        text=text,
-        snippet=render_snippet(headline or ""),
-        document_id=document_id,
-        document_title=title or source_name,
-        source_name=source_name,
-        collection=collection,
-        ordinal=ordinal,
-        char_start=char_start,
-        char_end=char_end,
-        first_page=first_page,
-        last_page=last_page,
-        heading_path=list(heading_path or []),
-        score=float(score),
-        keyword_rank=kw_rank,
-        keyword_score=None if kw_score is None else float(kw_score),
-        semantic_rank=sem_rank,
-        semantic_score=None if sem_score is None else float(sem_score),
+        chunk_id=row["chunk_id"],
+        text=row["text"],
+        snippet=render_snippet(row["headline"] or ""),
+        document_id=row["document_id"],
+        document_title=display_title(row["title"], row["source_name"]),
+        source_name=row["source_name"],
+        collection=row["collection"],
+        ordinal=row["ordinal"],
+        char_start=row["char_start"],
+        char_end=row["char_end"],
+        first_page=row["first_page"],
+        last_page=row["last_page"],
+        heading_path=list(row["heading_path"] or []),
+        score=float(row["score"]),
+        keyword_rank=row["kw_rank"],
+        keyword_score=None if row["kw_score"] is None else float(row["kw_score"]),
+        semantic_rank=row["sem_rank"],
+        semantic_score=None if row["sem_score"] is None else float(row["sem_score"]),
         metadata=json.loads(metadata) if isinstance(metadata, str) else (metadata or {}),
-        embedding=embedding,
+        embedding=row["embedding"],
     )
 
 

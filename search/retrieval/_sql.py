@@ -34,12 +34,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from documents.keyword_index import SPARSE_DIMENSIONS
 from search.retrieval.types import Filters
 
 PRUNE_MIN_TERMS = 3
 PRUNE_POSTINGS = 5_000
 PRUNE_POSTINGS_MAX = 10_000
-SPARSE_DIMS = 1_000_000_000
 
 _SCOPE = """
 scope AS (
@@ -72,8 +72,8 @@ qranked AS (
 ),
 qvec AS (
     SELECT v.collection_id,
-           ('{{' || string_agg(v.idx || ':' || v.idf, ',' ORDER BY v.idx) || '}}/{SPARSE_DIMS}')
-               ::sparsevec AS vec
+           ('{{' || string_agg(v.idx || ':' || v.idf, ',' ORDER BY v.idx)
+            || '}}/{SPARSE_DIMENSIONS}')::sparsevec AS vec
     FROM (SELECT collection_id, rag_term_index(lexeme) AS idx, sum(idf) AS idf
           FROM qlex GROUP BY 1, 2) v
     GROUP BY v.collection_id
@@ -165,16 +165,20 @@ page AS (
     ORDER BY score DESC, id
     LIMIT %(limit)s OFFSET %(offset)s
 )
-SELECT p.id, p.score, p.kw_rank, p.kw_score, p.sem_rank, p.sem_score, p.total,
+SELECT p.id AS chunk_id, p.score, p.kw_rank, p.kw_score, p.sem_rank, p.sem_score, p.total,
        c.text, c.ordinal, c.char_start, c.char_end, c.first_page, c.last_page, c.heading_path,
-       d.id, d.title, d.source_name, d.metadata, s.slug,
+       d.id AS document_id, d.title, d.source_name, d.metadata, s.slug AS collection,
+       -- The snippet comes from the chunk's start: ts_headline over a huge chunk (one
+       -- stored before the chunker bounded them) would take seconds.
        ts_headline(s.cfg,
-                   replace(replace(replace(replace(replace(c.text, chr(57344), ''), chr(57345), ''),
+                   replace(replace(replace(replace(replace(
+                           left(c.text, %(headline_chars)s), chr(57344), ''), chr(57345), ''),
                            '&', '&amp;'), '<', '&lt;'), '>', '&gt;'),
                    coalesce(qa.tsq, ''::tsquery),
                    'StartSel=' || chr(57344) || ', StopSel=' || chr(57345)
-                   || ', MaxWords=40, MinWords=20, MaxFragments=2, FragmentDelimiter=" … "'),
-       __EMBEDDING__
+                   || ', MaxWords=40, MinWords=20, MaxFragments=2, FragmentDelimiter=" … "')
+           AS headline,
+       __EMBEDDING__ AS embedding
 FROM page p
 JOIN documents_chunk c ON c.id = p.id
 JOIN documents_document d ON d.id = c.document_id
@@ -205,12 +209,11 @@ def chunk_filter_sql(
         document_conditions.append("d.metadata @> %(f_metadata)s::jsonb")
         params["f_metadata"] = json.dumps(filters.metadata)
     for i, (key, values) in enumerate((filters.metadata_any or {}).items()):
-        document_conditions.append(
-            f"EXISTS (SELECT 1 FROM jsonb_array_elements(%(f_any_values_{i})s::jsonb) v "
-            f"WHERE d.metadata @> jsonb_build_object(%(f_any_key_{i})s::text, v))"
-        )
-        params[f"f_any_key_{i}"] = key
-        params[f"f_any_values_{i}"] = json.dumps(list(values))
+        # One containment test per key against an array of {key: value} objects: the
+        # cost grows with the number of values, and the GIN index on metadata applies
+        # (a subquery per key made the planner's work explode with the key count).
+        document_conditions.append(f"d.metadata @> ANY(%(f_any_{i})s::jsonb[])")
+        params[f"f_any_{i}"] = [json.dumps({key: value}) for value in values]
     if filters.created_after is not None:
         document_conditions.append("d.created >= %(f_after)s")
         params["f_after"] = filters.created_after

@@ -4,6 +4,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from django.conf import settings
+
 Mode = Literal["hybrid", "keyword", "semantic"]
 MODES: tuple[str, ...] = ("hybrid", "keyword", "semantic")
 
@@ -19,6 +21,10 @@ class Filters:
     mime_types: list[str] | None = None
 
 
+def _default(name: str) -> Any:
+    return settings.SEARCH_DEFAULTS[name]
+
+
 @dataclass(frozen=True)
 class SearchParams:
     query: str
@@ -26,11 +32,13 @@ class SearchParams:
     top_k: int = 10
     offset: int = 0
     filters: Filters = field(default_factory=Filters)
-    rrf_k: int = 60
-    keyword_weight: float = 1.0
-    semantic_weight: float = 1.0
-    keyword_depth: int = 200
-    semantic_depth: int = 200
+    # The fusion defaults come from SEARCH_DEFAULTS (the one place they are set), so the
+    # API, the page and `manage.py evaluate` search alike unless told otherwise.
+    rrf_k: int = field(default_factory=lambda: _default("rrf_k"))
+    keyword_weight: float = field(default_factory=lambda: _default("keyword_weight"))
+    semantic_weight: float = field(default_factory=lambda: _default("semantic_weight"))
+    keyword_depth: int = field(default_factory=lambda: _default("keyword_depth"))
+    semantic_depth: int = field(default_factory=lambda: _default("semantic_depth"))
     min_score: float | None = None
     mmr_lambda: float | None = None
     neighbors: int = 0
@@ -70,3 +78,6 @@ class SearchResponse:
     total: int  # candidates that passed the filters and min_score (before offset/top_k)
     timing_ms: dict[str, float]
     mode: str
+    query: str = ""
+    anonymous: bool = False  # searched as an anonymous caller: public collections only
+    hint: str | None = None  # for the caller, e.g. why an anonymous search found nothing
