@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from documents.chunk_text import contextual_header
-from documents.chunking import ChunkSpan, _sentence_spans, chunk_document
+from documents.chunking import ChunkSpan, chunk_document
 from documents.extraction.types import Block, ExtractedText
+from documents.sentences import sentence_spans
 from documents.tokenizer import (
     MODEL_MAX_TOKENS,
     SPECIAL_TOKENS,
@@ -219,7 +220,7 @@ def test_sentence_splitter_keeps_abbreviations_and_breaks_lines() -> None:
         '"Quoted." (Aside.) Über alles? 中文句子。日本語\n'
         "a list item without a stop\nanother item"
     )
-    assert [text[s:e] for s, e in _sentence_spans(text, 0, len(text))] == [
+    assert [text[s:e] for s, e in sentence_spans(text, 0, len(text))] == [
         "We used e.g. the standard kit.",
         "Values were approx. five units.",
         "3 runs failed!",
@@ -236,7 +237,7 @@ def test_sentence_splitter_keeps_abbreviations_and_breaks_lines() -> None:
     chunks = chunk_document(extracted, max_tokens=16, overlap_tokens=0)
     check_invariants(extracted, chunks, 16)
     assert len(chunks) > 1
-    boundaries = {s for s, _ in _sentence_spans(text, 0, len(text))}
+    boundaries = {s for s, _ in sentence_spans(text, 0, len(text))}
     assert all(c.start in boundaries for c in chunks)
 
 

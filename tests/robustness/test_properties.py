@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 from reportlab.pdfgen import canvas
 
 from documents.chunk_text import chunk_text
-from documents.chunking import chunk_document
+from documents.chunking import MAX_CHARS_PER_TOKEN, ChunkSpan, chunk_document
 from documents.extraction import ExtractedText, ExtractionError, extract
 from documents.tokenizer import MODEL_MAX_TOKENS, SPECIAL_TOKENS, count_tokens_batch
 
@@ -107,7 +107,9 @@ SOURCES = st.one_of(
 # --- chunking ------------------------------------------------------------------------------
 
 
-def _assert_chunking_is_sound(extracted: ExtractedText, max_tokens: int, overlap: int) -> None:
+def _assert_chunking_is_sound(
+    extracted: ExtractedText, max_tokens: int, overlap: int
+) -> list[ChunkSpan]:
     text = extracted.text
     chunks = chunk_document(extracted, max_tokens=max_tokens, overlap_tokens=overlap)
     assert bool(chunks) == bool(text.strip())
@@ -130,6 +132,8 @@ def _assert_chunking_is_sound(extracted: ExtractedText, max_tokens: int, overlap
     counts = count_tokens_batch(pieces)
     assert counts == [c.token_count for c in chunks]
     assert max(counts, default=0) <= max_tokens
+    # And bounded in characters: a word without spaces is one [UNK] token however long.
+    assert max(map(len, pieces), default=0) <= max_tokens * MAX_CHARS_PER_TOKEN
     # And with the contextual header in front (as the pipeline embeds it), the model
     # still reads all of it.
     embedded = [
@@ -138,6 +142,7 @@ def _assert_chunking_is_sound(extracted: ExtractedText, max_tokens: int, overlap
     ]
     for count in count_tokens_batch(embedded):
         assert count + SPECIAL_TOKENS <= MODEL_MAX_TOKENS
+    return chunks
 
 
 CHUNKING_SETTINGS = settings(
@@ -170,6 +175,45 @@ def test_raw_text_chunks_soundly(text: str, max_tokens: int) -> None:
     _assert_chunking_is_sound(
         ExtractedText(text=text, mime_type="text/plain"), max_tokens, max_tokens // 4
     )
+
+
+# --- giant "words" (issue #13) -------------------------------------------------------------
+
+
+def _giant_docx() -> bytes:
+    """A ~40 KB DOCX holding 9 MiB of one letter: it compresses to almost nothing."""
+    document = docx.Document()
+    document.add_paragraph("Introduction to the report.")
+    document.add_paragraph("a" * (9 * 1024 * 1024))
+    document.add_paragraph("Closing remarks about enzymes.")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("filename", "make"),
+    [
+        ("giant.docx", _giant_docx),
+        ("line.txt", lambda: b"Opening words. " + b"x" * (3 * 1024 * 1024) + b" closing words."),
+    ],
+)
+def test_a_giant_word_is_cut_into_chunks_bounded_in_characters_and_tokens(
+    filename: str, make: Any
+) -> None:
+    """Once a single chunk of 9.4 MB with token_count 1, which every search then returned
+    whole. Now each chunk holds a bounded number of characters and real tokens, and the
+    ordinary words around the giant one are still chunked with it."""
+    data = make()
+    extracted = extract(data, filename=filename)
+    assert len(extracted.text) > 3 * 1024 * 1024
+    max_tokens = django_settings.CHUNK_MAX_TOKENS
+    chunks = _assert_chunking_is_sound(extracted, max_tokens, django_settings.CHUNK_OVERLAP_TOKENS)
+    cap = max_tokens * MAX_CHARS_PER_TOKEN
+    assert len(chunks) >= len(extracted.text) // cap
+    texts = [extracted.text[c.start : c.end] for c in chunks]
+    assert texts[0].startswith(("Introduction to the report.", "Opening words."))
+    assert texts[-1].endswith(("Closing remarks about enzymes.", "closing words."))
 
 
 # --- extraction ----------------------------------------------------------------------------
