@@ -161,7 +161,7 @@ def hnsw_recall(collection: Collection, embeddings: np.ndarray) -> float:
     )
     for vector in embeddings:
         literal = "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
-        params = [literal, collection.pk, active_model_name(), literal]
+        params: list[str | int] = [literal, collection.pk, active_model_name(), literal]
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SELECT set_config('enable_indexscan', 'off', true)")
             cursor.execute(sql, params)

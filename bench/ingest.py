@@ -83,7 +83,10 @@ def main() -> None:
             check=True,
         )
         elapsed = time.perf_counter() - started
-    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)[1])
+    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)
+    if peak is None:
+        sys.exit(f"/usr/bin/time -v printed no peak memory:\n{result.stderr}")
+    peak_kb = int(peak[1])
     collection = Collection.objects.get(slug=SLUG)
     ready = Document.objects.filter(collection=collection, status=Document.Status.READY).count()
     chunks = list(

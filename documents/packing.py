@@ -270,12 +270,12 @@ class Chunker:
             fresh = count_tokens_batch(
                 [self.text[counted[i][0].start : counted[i][0].end] for i in todo]
             )
-            for i, count in zip(todo, fresh, strict=True):
-                counted[i] = (counted[i][0], count)
+            for i, fresh_count in zip(todo, fresh, strict=True):
+                counted[i] = (counted[i][0], fresh_count)
             result: list[tuple[Draft, int | None]] = []
-            for draft, count in counted:
-                if count is not None and self._within(draft, count):
-                    result.append((draft, count))
+            for draft, known in counted:
+                if known is not None and self._within(draft, known):
+                    result.append((draft, known))
                 else:
                     result.extend((smaller, None) for smaller in self._shrink(draft))
             # Shrinking may have moved a start back past its predecessor's: dropping the overlap
