@@ -66,7 +66,9 @@ class SearchForm(forms.Form):
             data = data.copy()
             data["mode"] = "hybrid"  # a shared link may leave it out
         super().__init__(data, initial=initial)
-        self.fields["collection"].choices = [(ALL_COLLECTIONS, "All collections")] + [
+        collection = self.fields["collection"]
+        assert isinstance(collection, forms.MultipleChoiceField)
+        collection.choices = [(ALL_COLLECTIONS, "All collections")] + [
             (c.slug, c.name) for c in collections
         ]
 

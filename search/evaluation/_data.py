@@ -36,7 +36,7 @@ def _read_jsonl(path: Path, *, required: tuple[str, ...]) -> Iterator[dict[str, 
             try:
                 row = json.loads(line)
             except ValueError as exc:
-                raise DatasetError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+                raise DatasetError(f"{path}:{number}: not valid JSON ({exc})") from exc
             if not isinstance(row, dict) or any(key not in row for key in required):
                 raise DatasetError(
                     f"{path}:{number}: expected an object with {', '.join(required)}"

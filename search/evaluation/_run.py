@@ -20,7 +20,8 @@ from search.evaluation._data import BeirDataset, DatasetError
 from search.evaluation._metrics import compute_metrics
 from search.retrieval import Filters, SearchParams, search
 
-Progress = Callable[[int], None] | None
+# What is called with each step done (a tqdm bar's update, say); its result is ignored.
+Progress = Callable[[int], object] | None
 DOCUMENT_DEPTH = 100  # rank this many documents per query (Recall@100)
 # A document's rank is its best chunk's; the legs fetch this many chunks so that about
 # DOCUMENT_DEPTH distinct documents remain after grouping.

@@ -73,7 +73,7 @@ def sweep(
     targets: list[SweepTarget],
     queries: dict[str, str],
     grid: dict[str, list[Any]],
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> list[tuple[float, dict[str, Any]]]:
     """(hybrid nDCG@10, setting) for every combination, best first.
 

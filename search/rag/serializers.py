@@ -13,7 +13,7 @@ from search.serializers import CitationSerializer, SearchRequestSerializer
 class ContextRequestSerializer(SearchRequestSerializer):
     """A search (same fields and limits) plus the context's budget and order."""
 
-    offset = None  # the context is the best passages: there is no next page of it
+    offset = None  # type: ignore[assignment]  # the best passages have no next page
     max_tokens = serializers.IntegerField(
         min_value=64,  # room for a citation header and a useful piece of one passage
         max_value=settings.RAG_MAX_CONTEXT_TOKENS,
@@ -61,7 +61,10 @@ class ContextCitationSerializer(CitationSerializer):
 class ContextResponseSerializer(serializers.Serializer):
     query = serializers.CharField()
     mode = serializers.CharField()
-    context = serializers.CharField(source="text", help_text="The numbered passages.")
+    # A declared field, not Serializer.context: DRF's metaclass takes fields out of the class.
+    context = serializers.CharField(  # type: ignore[assignment]
+        source="text", help_text="The numbered passages."
+    )
     token_count = serializers.IntegerField()
     max_tokens = serializers.IntegerField()
     budget = serializers.IntegerField(help_text="max_tokens less the safety margin.")

@@ -129,9 +129,10 @@ class Command(BaseCommand):
         if dataset is not None:
             collection, qrels = self._ingest(dataset, quiet=quiet)
             return collection, dataset.queries, qrels
-        collection = Collection.objects.filter(slug=options["collection"]).first()
-        if collection is None:
+        found = Collection.objects.filter(slug=options["collection"]).first()
+        if found is None:
             raise CommandError(f"no collection {options['collection']!r}")
+        collection = found
         queries = load_queries(options["queries"])
         raw_qrels = load_qrels(options["qrels"])
         unknown = sorted(set(raw_qrels) - set(queries))
