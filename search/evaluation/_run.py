@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import statistics
 import time
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.test import override_settings
 
-from documents.embedding import active_model_name
+from documents.chunk_text import chunking_settings_fingerprint
 from documents.models import Collection, Document
 from documents.pipeline import documents_process_pending
 from documents.services import collection_create, document_upload
@@ -48,17 +47,9 @@ def default_variants() -> list[Variant]:
 
 
 def corpus_collection_slug(dataset_name: str) -> str:
-    """One collection per dataset, model and chunking settings: a change re-ingests."""
-    key = "|".join(
-        [
-            active_model_name(),
-            str(settings.CHUNK_MAX_TOKENS),
-            str(settings.CHUNK_OVERLAP_TOKENS),
-            str(settings.CHUNK_CONTEXT_HEADER),
-            str(settings.CHUNK_CONTEXT_HEADER_MAX_TOKENS),
-        ]
-    )
-    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    """One collection per dataset and chunking settings (the pipeline's own fingerprint
+    of the model, chunk size, overlap and header): a change re-ingests."""
+    digest = chunking_settings_fingerprint()[:8]
     base = "".join(ch if ch.isalnum() else "-" for ch in dataset_name.lower()).strip("-")
     return f"beir-{base[:60]}-{digest}"
 

@@ -293,3 +293,32 @@ def test_sweep_picks_the_known_best_setting(db: None, tmp_path: Path) -> None:
     similarity = sorted(float(np.dot(bare, np.array(t[text]))) for t in (first, second))
     assert similarity[1] == pytest.approx(1.0, abs=1e-4)  # header off: the text alone
     assert similarity[0] < 0.999  # header on: "Office supplies" in front of it
+
+
+def test_the_evaluation_names_collections_by_the_pipelines_fingerprint(settings: Any) -> None:
+    from documents.chunk_text import chunking_settings_fingerprint
+    from search.evaluation import corpus_collection_slug
+
+    slug = corpus_collection_slug("SciFact")
+    assert slug == f"beir-scifact-{chunking_settings_fingerprint()[:8]}"
+    settings.CHUNK_CONTEXT_HEADER = not settings.CHUNK_CONTEXT_HEADER
+    assert corpus_collection_slug("SciFact") != slug
+
+
+def test_the_evaluation_searches_with_the_configured_defaults_and_no_timeout(
+    db: None, tmp_path: Path, settings: Any
+) -> None:
+    """`manage.py evaluate` used to ignore SEARCH_RRF_K; and its queries are measurements,
+    not requests, so SEARCH_STATEMENT_TIMEOUT_MS does not stop them."""
+    from search.evaluation import Variant, ingest_corpus, run_variant
+    from search.retrieval import SearchParams
+
+    settings.SEARCH_DEFAULTS = {**settings.SEARCH_DEFAULTS, "rrf_k": 7}
+    assert SearchParams(query="x").rrf_k == 7
+    collection = ingest_corpus(load_beir(_dataset(tmp_path / "tiny"), split="test"))
+    settings.SEARCH_STATEMENT_TIMEOUT_MS = 1  # would stop every request's search
+    run, _, _ = run_variant(
+        Variant("hybrid"), collection=collection, queries={"q1": "what erupts from a volcano"}
+    )
+    scores = run["q1"]
+    assert scores and max(scores.values()) == len(scores)
