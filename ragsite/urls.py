@@ -17,6 +17,8 @@ api_v1: list[URLPattern | URLResolver] = [
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
 ]
 
+handler404 = "ragsite.api.errors.not_found"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),

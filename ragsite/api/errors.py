@@ -7,6 +7,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -54,3 +56,12 @@ def _first_message(errors: Any, path: str = "") -> str:
     if isinstance(errors, list) and errors:
         return _first_message(errors[0], path)
     return f"{path}: {errors}" if path else str(errors)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: under /api/, a URL that matches no route (an id that is not a number,
+    a slug with characters slugs cannot hold) answers the API's JSON error like every
+    other 404 of the API, not Django's HTML page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)

@@ -228,10 +228,13 @@ def _make_hostile(case: Any) -> None:
         name = sorted(case.body)[digest // 8 % len(case.body)]
         case.body[name] = _nested(case.body[name], (5, 12, 40)[digest // 64 % 3])
     elif kind == 3 and is_json:
-        case.body = {
+        hostile = {
             f"{k}\ud800" if digest // 8 % 4 == 0 else k: f"{v}\udfff" if isinstance(v, str) else v
             for k, v in case.body.items()
         }
+        # Sent as the bytes json.dumps makes ("\\udfff" escapes): schemathesis' schema
+        # validator cannot take a lone surrogate in a Python value.
+        case.body = json.dumps(hostile).encode()
 
 
 def _use_real_values(case: Any, seeded: Seeded) -> None:
@@ -394,3 +397,20 @@ def test_lone_surrogates_in_json_are_a_400(token_client: APIClient, path: str, b
     response = token_client.post(path, json.dumps(body), content_type="application/json")
     assert response.status_code == 400, response.content
     assert "lone surrogate" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/documents/0.5/", "/api/v1/collections/{slug}/grants/%C2%84/", "/api/v1/nope/"],
+)
+def test_api_urls_that_match_no_route_answer_the_json_error(
+    token_client: APIClient, seeded: Seeded, path: str
+) -> None:
+    """Django's URL resolver answered these with its HTML 404 page, which the schema
+    does not document (the fuzzer's ids such as "0.5" and slugs with a newline)."""
+    response = token_client.get(path.format(slug=seeded.collection))
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["detail"]
+    page = token_client.get("/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
