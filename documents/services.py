@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from documents.extraction import ExtractionError, detect_mime_type
-from documents.keyword_index import keyword_unindex_documents
+from documents.keyword_index import keyword_lock_collections, keyword_unindex_documents
 from documents.lifecycle import document_requeue_if_failed
 from documents.models import Chunk, Collection, CollectionGrant, Document
 from documents.queue import enqueue_documents, enqueue_keyword_rebuild
@@ -345,9 +345,15 @@ def document_delete(*, document: Document) -> None:
 def collection_delete(*, collection: Collection) -> None:
     """Delete a collection with its documents, chunks, statistics and stored originals."""
     with transaction.atomic():
+        # Documents, then keyword statistics, locked in the order a worker's finalize takes
+        # them (documents/keyword_index.py): otherwise the two deadlock on term rows.
         names = list(
-            Document.objects.filter(collection=collection).values_list("original", flat=True)
+            Document.objects.select_for_update()
+            .filter(collection=collection)
+            .order_by("pk")
+            .values_list("original", flat=True)
         )
+        keyword_lock_collections(collection_ids=[collection.pk])
         storage = Document._meta.get_field("original").storage
         collection.delete()
         transaction.on_commit(lambda: [storage.delete(name) for name in names if name])

@@ -148,3 +148,67 @@ def test_a_rebuild_waits_for_the_statistics_row_before_touching_term_rows(
         thread.join(timeout=60)
     assert not thread.is_alive() and not errors, errors
     assert _statistics(collection.pk) == _expected_statistics(collection.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleting_a_collection_waits_for_a_finalizing_worker_before_touching_term_rows(
+    collection: Any,
+) -> None:
+    """A worker starting its finalize holds its documents and goes on to the statistics
+    and term rows; a collection delete used to take those rows first and then wait for
+    the documents (a deadlock: the task failed). Now it queues behind the worker."""
+    from documents.models import Collection, Document
+    from documents.services import collection_delete
+    from tests.conftest import ingest_files
+
+    (document,) = ingest_files(collection, {"a.txt": TEXTS["a.txt"]})
+    errors: list[BaseException] = []
+
+    def delete() -> None:
+        try:
+            collection_delete(collection=Collection.objects.get(pk=collection.pk))
+        except BaseException as exc:  # shown by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    with (
+        psycopg.connect(database_url()) as worker,
+        psycopg.connect(database_url(), autocommit=True) as observer,
+    ):
+        worker.execute("SELECT 1 FROM documents_document WHERE id = %s FOR UPDATE", [document.pk])
+        thread = threading.Thread(target=delete)
+        thread.start()
+        wait_until(
+            lambda: (
+                observer.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                ).fetchone()[0]
+                >= 1
+            ),
+            timeout=30,
+            what="the delete to wait for the worker",
+            workers=[],
+        )
+        time.sleep(0.3)
+        with observer.transaction():  # the worker's next steps: the rows are free
+            locked = observer.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM documents_termdocumentfrequency "
+                "WHERE collection_id = %s FOR UPDATE NOWAIT) AS t",
+                [collection.pk],
+            ).fetchone()[0]
+        assert locked > 0
+        with observer.transaction():
+            stats = observer.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM documents_collectiontermstats "
+                "WHERE collection_id = %s FOR UPDATE NOWAIT) AS t",
+                [collection.pk],
+            ).fetchone()[0]
+        assert stats == 1
+        worker.commit()
+        thread.join(timeout=60)
+    assert not thread.is_alive() and not errors, errors
+    assert not Collection.objects.filter(pk=collection.pk).exists()
+    assert not Document.objects.filter(pk=document.pk).exists()
+    assert not TermDocumentFrequency.objects.filter(collection_id=collection.pk).exists()
