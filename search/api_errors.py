@@ -32,4 +32,4 @@ class SearchTimedOut(APIException):
 def search_api_error(exc: QueryError | SearchTimeout) -> APIException:
     if isinstance(exc, SearchTimeout):
         return SearchTimedOut(str(exc))
-    return ValidationError({exc.field: exc.message})
+    return ValidationError({exc.field: [exc.message]})  # a list, as a serializer says it

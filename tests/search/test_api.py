@@ -112,3 +112,14 @@ def test_stop_words_or_symbols_answer_200_with_an_empty_keyword_leg(
     assert response.status_code == 200, response.content
     results = response.json()["results"]
     assert results and all(r["keyword_rank"] is None for r in results)
+
+
+@pytest.mark.parametrize("url", ["/api/v1/search/", "/api/v1/context/"])
+def test_a_query_with_only_exclusions_names_the_query_field(
+    anon_client: APIClient, corpus: Any, url: str
+) -> None:
+    response = anon_client.post(url, {"query": '-volcano -"salt water"'}, format="json")
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["detail"] == "query: needs at least one word to search for"
+    assert body["errors"] == {"query": ["needs at least one word to search for"]}
