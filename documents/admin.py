@@ -35,7 +35,7 @@ from documents.services import (
 from ragsite.json_safety import check_text
 
 
-class StaffAccess:
+class StaffAccess(admin.ModelAdmin):
     """Any active staff member may open these admin pages; what they see and change is
     decided per collection by ownership and grants (documents/selectors.py), not by
     Django's model permissions. Superusers see everything."""
@@ -46,7 +46,9 @@ class StaffAccess:
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self.has_module_permission(request)
 
-    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+    def lookup_allowed(
+        self, lookup: str, value: str, request: HttpRequest | None = None
+    ) -> bool:
         # Django hands any lookup on a local field to the database as is: a regex
         # PostgreSQL cannot compile, or a NUL it cannot receive, would be a 500.
         if lookup.endswith(("__regex", "__iregex")):
@@ -90,7 +92,7 @@ class GrantInline(admin.TabularInline):
 
 
 @admin.register(Collection)
-class CollectionAdmin(StaffAccess, admin.ModelAdmin):
+class CollectionAdmin(StaffAccess):
     form = CollectionAdminForm
     list_display = ["name", "slug", "is_public", "search_config", "owner", "created"]
     list_filter = ["is_public", "search_config"]
@@ -156,19 +158,23 @@ class GrantedCollectionFilter(admin.SimpleListFilter):
     title = "collection"
     parameter_name = "collection__id__exact"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[int, str]]:
-        return [(c.pk, c.name) for c in collection_list_granted(user=request.user)]
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(c.pk), c.name) for c in collection_list_granted(user=request.user)]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Document]) -> QuerySet[Document]:
-        if self.value():
-            return queryset.filter(collection_id=int(self.value()))
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value:
+            return queryset.filter(collection_id=int(value))
         return queryset
+
+
+CHUNK_FIELDS = ("ordinal", "pages", "heading", "token_count", "embedding_model", "preview")
 
 
 class ChunkInline(admin.TabularInline):
     model = Chunk
-    fields = ["ordinal", "pages", "heading", "token_count", "embedding_model", "preview"]
-    readonly_fields = fields
+    fields = CHUNK_FIELDS
+    readonly_fields = CHUNK_FIELDS
     extra = 0
     can_delete = False
     show_change_link = False
@@ -206,8 +212,27 @@ def _each(
     return done, refused
 
 
+DOCUMENT_READONLY_FIELDS = [
+    "collection",
+    "original_link",
+    "source_name",
+    "mime_type",
+    "size",
+    "sha256",
+    "status",
+    "error",
+    "attempts",
+    "embedding_model",
+    "chunk_count",
+    "page_count",
+    "created",
+    "updated",
+    "created_by",
+]
+
+
 @admin.register(Document)
-class DocumentAdmin(StaffAccess, admin.ModelAdmin):
+class DocumentAdmin(StaffAccess):
     change_list_template = "admin/documents/document/change_list.html"
     list_display = [
         "__str__",
@@ -222,24 +247,8 @@ class DocumentAdmin(StaffAccess, admin.ModelAdmin):
     search_fields = ["title", "source_name", "sha256"]
     list_select_related = ["collection"]
     form = DocumentChangeForm
-    readonly_fields = [
-        "collection",
-        "original_link",
-        "source_name",
-        "mime_type",
-        "size",
-        "sha256",
-        "status",
-        "error",
-        "attempts",
-        "embedding_model",
-        "chunk_count",
-        "page_count",
-        "created",
-        "updated",
-        "created_by",
-    ]
-    fields = ["title", "metadata", *readonly_fields]
+    readonly_fields = DOCUMENT_READONLY_FIELDS
+    fields = ["title", "metadata", *DOCUMENT_READONLY_FIELDS]
     inlines = [ChunkInline]
     actions = ["reembed", "retry_failed"]
 

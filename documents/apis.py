@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any, cast
+
 from django.conf import settings
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404
@@ -10,6 +12,7 @@ from rest_framework.exceptions import APIException, PermissionDenied, Validation
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 from rest_framework.throttling import BaseThrottle, UserRateThrottle
 
 from documents.lifecycle import DocumentStateError, document_reembed, document_retry
@@ -116,7 +119,7 @@ class CollectionViewSet(viewsets.ModelViewSet):
         if not collection_can_manage(user=self.request.user, collection=collection):
             raise PermissionDenied("only the collection's owner may do this")
 
-    def perform_create(self, serializer: CollectionSerializer) -> None:
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
         try:
             serializer.instance = collection_create(
                 owner=self.request.user, **serializer.validated_data
@@ -124,11 +127,12 @@ class CollectionViewSet(viewsets.ModelViewSet):
         except CollectionError as exc:
             raise ValidationError({exc.field: [exc.message]}) from exc
 
-    def perform_update(self, serializer: CollectionSerializer) -> None:
-        self._require_manage(serializer.instance)
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
+        collection = cast(Collection, serializer.instance)  # an update always has one
+        self._require_manage(collection)
         try:
             serializer.instance = collection_update(
-                collection=serializer.instance, **serializer.validated_data
+                collection=collection, **serializer.validated_data
             )
         except CollectionError as exc:
             raise ValidationError({exc.field: [exc.message]}) from exc

@@ -44,7 +44,9 @@ class DocumentUploadForm(forms.Form):
         label="Or a new collection",
         help_text="Name of a collection to create for these files (you will own it).",
     )
-    files = MultipleFileField(
+    # The form metaclass moves fields out of the class, so this does not replace
+    # BaseForm.files at run time; the type checker cannot know that.
+    files = MultipleFileField(  # type: ignore[assignment]
         help_text="PDF, Word (.docx), HTML, Markdown or text. Several at once are fine."
     )
     title = forms.CharField(
@@ -61,7 +63,9 @@ class DocumentUploadForm(forms.Form):
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Only collections the uploader may write to are offered (and accepted).
-        self.fields["collection"].queryset = collection_list_writable(user=user)
+        field = self.fields["collection"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = collection_list_writable(user=user)
 
     def clean_metadata(self) -> dict[str, Any]:
         raw = self.cleaned_data.get("metadata") or ""
@@ -76,7 +80,7 @@ class DocumentUploadForm(forms.Form):
         return _storable(value)
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         chosen = cleaned.get("collection") is not None
         named = bool((cleaned.get("new_collection") or "").strip())
         if chosen == named and "collection" not in self.errors:
@@ -164,4 +168,6 @@ class CollectionAdminForm(forms.ModelForm):
         current = self.instance.search_config if self.instance.pk else None
         if current and current not in names:  # dropped from the server: still shown
             names.append(current)
-        self.fields["search_config"].choices = [(name, name) for name in names]
+        field = self.fields["search_config"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(name, name) for name in names]

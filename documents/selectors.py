@@ -11,6 +11,8 @@ The rule:
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -23,11 +25,16 @@ from ragsite.json_safety import check_text
 User = AbstractBaseUser | AnonymousUser
 
 
-def _signed_in(user: User | None) -> bool:
+def _signed_in(user: User | None) -> TypeGuard[AbstractBaseUser]:
     return user is not None and bool(user.is_authenticated)
 
 
-def _granted(user: User, *, write: bool) -> Exists:
+def _is_superuser(user: AbstractBaseUser) -> bool:
+    # `is_superuser` comes from PermissionsMixin, which a custom user model may lack.
+    return bool(getattr(user, "is_superuser", False))
+
+
+def _granted(user: AbstractBaseUser, *, write: bool) -> Exists:
     grants = CollectionGrant.objects.filter(collection=OuterRef("pk")).filter(
         Q(user=user) | Q(group__user=user)
     )
@@ -39,7 +46,7 @@ def _granted(user: User, *, write: bool) -> Exists:
 def collection_list_readable(*, user: User | None) -> QuerySet[Collection]:
     if not _signed_in(user):
         return Collection.objects.filter(is_public=True)
-    if user.is_superuser:
+    if _is_superuser(user):
         return Collection.objects.all()
     return Collection.objects.filter(
         Q(is_public=True) | Q(owner=user) | _granted(user, write=False)
@@ -53,7 +60,7 @@ def collection_list_granted(*, user: User | None) -> QuerySet[Collection]:
     """
     if not _signed_in(user):
         return Collection.objects.none()
-    if user.is_superuser:
+    if _is_superuser(user):
         return Collection.objects.all()
     return Collection.objects.filter(Q(owner=user) | _granted(user, write=False))
 
@@ -61,7 +68,7 @@ def collection_list_granted(*, user: User | None) -> QuerySet[Collection]:
 def collection_list_writable(*, user: User | None) -> QuerySet[Collection]:
     if not _signed_in(user):
         return Collection.objects.none()
-    if user.is_superuser:
+    if _is_superuser(user):
         return Collection.objects.all()
     return Collection.objects.filter(Q(owner=user) | _granted(user, write=True))
 
@@ -74,7 +81,7 @@ def collection_can_manage(*, user: User | None, collection: Collection) -> bool:
     """Change the collection's settings, delete it, manage its grants."""
     if not _signed_in(user):
         return False
-    return bool(user.is_superuser) or collection.owner_id == user.pk
+    return _is_superuser(user) or collection.owner_id == user.pk
 
 
 def document_list_readable(*, user: User | None) -> QuerySet[Document]:

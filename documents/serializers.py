@@ -15,13 +15,12 @@ from documents.selectors import collection_list_readable, search_config_exists
 from ragsite.json_safety import check_json, check_text
 
 
-def validate_search_config(value: str) -> str:
+def validate_search_config(value: str) -> None:
     """The name must be an installed PostgreSQL text-search configuration."""
     if not search_config_exists(name=value):
         raise serializers.ValidationError(
             f"unknown text-search language {value!r} (try english, simple, german, ...)"
         )
-    return value
 
 
 class CollectionSerializer(serializers.ModelSerializer):
@@ -64,7 +63,9 @@ class CollectionSerializer(serializers.ModelSerializer):
 
 
 class DocumentSerializer(serializers.ModelSerializer):
-    collection = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    collection: serializers.SlugRelatedField[Collection] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
     status_url = serializers.SerializerMethodField()
 
     class Meta:

@@ -7,10 +7,11 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser, Group
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
@@ -22,8 +23,19 @@ from documents.keyword_index import keyword_lock_collections, keyword_unindex_do
 from documents.lifecycle import document_requeue_if_failed
 from documents.models import Chunk, Collection, CollectionGrant, Document
 from documents.queue import enqueue_documents, enqueue_keyword_rebuild
-from documents.selectors import collection_slug_taken, search_config_exists
+from documents.selectors import User, collection_slug_taken, search_config_exists
 from ragsite.json_safety import check_json
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User as Account  # AUTH_USER_MODEL
+
+
+def _account(user: User | None) -> Account | None:
+    """The user to record as owner or uploader: nobody for anonymous callers."""
+    account_model = get_user_model()
+    if isinstance(user, account_model) and user.is_authenticated:
+        return user
+    return None
 
 
 class CollectionError(ValueError):
@@ -51,7 +63,7 @@ def _check_search_config(name: str) -> None:
 
 def collection_create(
     *,
-    owner: AbstractBaseUser | None,
+    owner: User | None,
     name: str,
     slug: str,
     description: str = "",
@@ -62,7 +74,7 @@ def collection_create(
     try:
         with transaction.atomic():
             return Collection.objects.create(
-                owner=owner if owner is not None and owner.is_authenticated else None,
+                owner=_account(owner),
                 name=name,
                 slug=slug,
                 description=description,
@@ -74,7 +86,7 @@ def collection_create(
         raise _slug_unavailable(slug) from exc
 
 
-def collection_create_named(*, owner: AbstractBaseUser | None, name: str) -> Collection:
+def collection_create_named(*, owner: User | None, name: str) -> Collection:
     """A collection from a name alone (the admin's upload form): the slug is derived from
     the name, with a number added while it is taken."""
     name = name.strip()[:200]
@@ -119,7 +131,7 @@ def grant_set(
     *,
     collection: Collection,
     permission: str,
-    user: AbstractBaseUser | None = None,
+    user: AbstractUser | None = None,
     group: Group | None = None,
 ) -> CollectionGrant:
     """Give `user` or `group` read or write access; an existing grant is changed."""
@@ -214,7 +226,7 @@ def safe_source_name(name: str) -> str:
 def document_upload(
     *,
     collection: Collection,
-    user: AbstractBaseUser | None,
+    user: User | None,
     file: File | None = None,
     text: str | None = None,
     title: str = "",
@@ -259,7 +271,7 @@ def document_upload(
         size=len(data),
         sha256=digest,
         metadata=metadata or {},
-        created_by=user if user is not None and user.is_authenticated else None,
+        created_by=_account(user),
     )
     try:
         _save_with_original(document, source_name, data)
@@ -356,7 +368,13 @@ def collection_delete(*, collection: Collection) -> None:
         keyword_lock_collections(collection_ids=[collection.pk])
         storage = Document._meta.get_field("original").storage
         collection.delete()
-        transaction.on_commit(lambda: [storage.delete(name) for name in names if name])
+
+        def delete_files() -> None:
+            for name in names:
+                if name:
+                    storage.delete(name)
+
+        transaction.on_commit(delete_files)
 
 
 # --- Stored files ----------------------------------------------------------------------
