@@ -8,8 +8,9 @@ Why a supervisor rather than two background jobs of a shell:
 - Ctrl-C must leave nothing running. This process keeps its own handle on the embedded
   PostgreSQL server (ragsite/embedded_db.py) for the whole run and exits last, after the web
   server and the worker are gone, so the server stops when it exits (unless
-  EMBEDDED_KEEP_RUNNING). Each child gets exactly one SIGINT, in its own process group
-  (the worker's pool included), and is killed if it is still there after a grace period.
+  EMBEDDED_KEEP_RUNNING). Each child gets one SIGTERM (the worker stops its pool cleanly;
+  a child still starting up just ends, where SIGINT would print a KeyboardInterrupt
+  traceback), and its process group is killed if anything of it is left after a grace.
 - The exit must look clean. With a terminal, this process takes the terminal's foreground
   (like a shell's job control), so Ctrl-C reaches it alone: `make` sees a normal exit 0
   instead of dying of SIGINT and printing "*** [Makefile: run] Interrupt".
@@ -24,6 +25,7 @@ import argparse
 import contextlib
 import ctypes
 import hashlib
+import http.client
 import os
 import signal
 import subprocess
@@ -134,7 +136,7 @@ def _die_with_parent() -> None:
 
 def _spawn(args: list[str]) -> subprocess.Popen[bytes]:
     # Own process group: one killpg reaches the worker's pool too, and a terminal's Ctrl-C
-    # does not reach it behind our back (we forward exactly one SIGINT).
+    # does not reach it behind our back (we send exactly one SIGTERM).
     return subprocess.Popen(
         [sys.executable, str(MANAGE), *args],
         stdin=subprocess.DEVNULL,
@@ -154,15 +156,19 @@ def _group_alive(child: subprocess.Popen[bytes]) -> bool:
     if child.poll() is None:
         return True
     for process in psutil.process_iter(["pid"]):
-        with contextlib.suppress(psutil.Error):
+        with contextlib.suppress(psutil.Error, OSError):  # it may exit meanwhile
             if os.getpgid(process.pid) == child.pid and process.status() != "zombie":
                 return True
     return False
 
 
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:
-    """SIGINT (a clean stop), then SIGKILL whatever is still there after the grace."""
-    _signal_groups(children, signal.SIGINT)
+    """SIGTERM (a clean stop), then SIGKILL whatever is still there after the grace."""
+    for child in children:
+        # To the child only: the worker's pool takes SIGTERM as "die now"; the worker
+        # itself stops the pool in order.
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + GRACE_SECONDS
     while time.monotonic() < deadline and any(_group_alive(c) for c in children):
         time.sleep(0.2)
@@ -182,6 +188,49 @@ class _StopRequest:
         self.signum = signum
 
 
+def _answers(host: str, port: int) -> bool:
+    """Whether the web server answers a request (any status): its URLs are loaded then."""
+    target = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host.strip("[]"))
+    connection = http.client.HTTPConnection(target, port, timeout=15)
+    try:
+        connection.request("GET", "/healthz")
+        connection.getresponse().read()
+        return True
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+def _supervise(host: str, port: int, stop: _StopRequest) -> int:
+    """Web server first; the worker and the system checks once it has answered a first
+    request, so that on a busy machine they do not delay the moment the site is usable."""
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    children = {
+        "web server": _spawn(["runserver", f"{host}:{port}", "--noreload", "--skip-checks"])
+    }
+    print(
+        f"Web server on http://{host}:{port}/ (admin at /admin/). Ctrl-C stops it all.", flush=True
+    )
+    started = time.monotonic()
+    status = 0
+    while stop.signum is None:
+        exited = [name for name, child in children.items() if child.poll() is not None]
+        if exited:
+            print(f"The {exited[0]} exited; stopping.", file=sys.stderr)
+            status = 1
+            break
+        if "worker" not in children and (_answers(host, port) or time.monotonic() - started > 60):
+            children["worker"] = _spawn(["qcluster"])
+            with contextlib.suppress(SystemCheckError):  # printed; the site runs anyway
+                call_command("check")
+        time.sleep(0.1)
+    _stop(list(children.values()))
+    return status
+
+
 def run(host: str, port: int) -> int:
     _setup_django()
     stop = _StopRequest()
@@ -194,28 +243,9 @@ def run(host: str, port: int) -> int:
             _prepare()
         except KeyboardInterrupt:
             return 0
-        previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
-        names = {
-            "worker": ["qcluster"],
-            "web server": ["runserver", f"{host}:{port}", "--noreload"],
-        }
-        children = {name: _spawn(args) for name, args in names.items()}
-        print(
-            f"Web server on http://{host}:{port}/ (admin at /admin/), worker running. "
-            "Ctrl-C stops both.",
-            flush=True,
-        )
-        status = 0
-        while stop.signum is None:
-            exited = [name for name, child in children.items() if child.poll() is not None]
-            if exited:
-                print(f"The {exited[0]} exited; stopping.", file=sys.stderr)
-                status = 1
-                break
-            time.sleep(0.2)
-        _stop(list(children.values()))
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, stop)
+        status = _supervise(host, port, stop)
     # Returning lets the exit hooks run: this process is the embedded server's last user.
     return status
 
@@ -230,7 +260,11 @@ def stop_db() -> int:
     if "embedded_pgdata" not in options:
         print("DATABASE_URL is set: no embedded PostgreSQL to stop.")
         return 0
-    print(stop_server(Path(options["embedded_pgdata"]).resolve()))
+    try:
+        print(stop_server(Path(options["embedded_pgdata"]).resolve()))
+    except RuntimeError as error:
+        print(error, file=sys.stderr)
+        return 1
     return 0
 
 

