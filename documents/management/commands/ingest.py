@@ -7,15 +7,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count
+from django.utils.text import slugify
 from tqdm import tqdm
 
 from documents.models import Collection, Document
 from documents.pipeline import documents_process_pending
 from documents.queue import enqueue_documents
-from documents.services import UploadError, collection_create, document_upload
+from documents.services import CollectionError, UploadError, collection_create, document_upload
+from ragsite.json_safety import check_json
 
 
 class Command(BaseCommand):
@@ -43,13 +46,22 @@ class Command(BaseCommand):
             raise CommandError(f"--metadata is not valid JSON: {exc}") from exc
         if not isinstance(metadata, dict):
             raise CommandError("--metadata must be a JSON object")
+        try:
+            check_json(metadata, max_depth=settings.METADATA_MAX_DEPTH)
+        except ValueError as exc:  # refused once here rather than once per file
+            raise CommandError(f"--metadata: {exc}") from exc
         files = self._files(options["paths"], options["glob"])
         if not files:
             raise CommandError("no files found")
         slug = options["collection"]
-        collection = Collection.objects.filter(slug=slug).first() or collection_create(
-            owner=None, name=slug, slug=slug
-        )
+        collection = Collection.objects.filter(slug=slug).first()
+        if collection is None:
+            if slugify(slug) != slug:
+                raise CommandError(f"--collection {slug!r} is not a slug (try {slugify(slug)!r})")
+            try:
+                collection = collection_create(owner=None, name=slug, slug=slug)
+            except CollectionError as exc:
+                raise CommandError(exc.message) from exc
         queued: list[tuple[int, int]] = []
         ids: list[int] = []
         failures = duplicates = 0
