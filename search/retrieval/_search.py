@@ -308,8 +308,8 @@ def _attach_neighbors(cursor: Any, results: list[SearchResult], window: int) -> 
     pairs = [(r.document_id, r.ordinal) for r in results]
     cursor.execute(
         """
-        SELECT r.document_id, r.ordinal, c.id, c.ordinal, c.text, c.char_start, c.char_end,
-               c.first_page, c.last_page
+        SELECT r.document_id, r.ordinal AS hit_ordinal, c.id AS chunk_id, c.ordinal, c.text,
+               c.char_start, c.char_end, c.first_page, c.last_page
         FROM unnest(%s::bigint[], %s::int[]) AS r(document_id, ordinal)
         JOIN documents_chunk c ON c.document_id = r.document_id
          AND c.ordinal BETWEEN r.ordinal - %s AND r.ordinal + %s AND c.ordinal <> r.ordinal
@@ -318,18 +318,9 @@ def _attach_neighbors(cursor: Any, results: list[SearchResult], window: int) -> 
         [[p[0] for p in pairs], [p[1] for p in pairs], window, window],
     )
     by_key: dict[tuple[int, int], list[dict[str, Any]]] = {}
-    for doc_id, ordinal, cid, cord, text, start, end, first, last in cursor.fetchall():
-        by_key.setdefault((doc_id, ordinal), []).append(
-            {
-                "chunk_id": cid,
-                "ordinal": cord,
-                "text": text,
-                "char_start": start,
-                "char_end": end,
-                "first_page": first,
-                "last_page": last,
-                "position": "before" if cord < ordinal else "after",
-            }
-        )
+    for row in _named_rows(cursor):
+        document_id, hit_ordinal = row.pop("document_id"), row.pop("hit_ordinal")
+        row["position"] = "before" if row["ordinal"] < hit_ordinal else "after"
+        by_key.setdefault((document_id, hit_ordinal), []).append(row)
     for result in results:
         result.neighbors = by_key.get((result.document_id, result.ordinal), [])
