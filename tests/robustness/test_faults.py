@@ -1,7 +1,8 @@
 """Fault tolerance (issue #7): the database restarting under a running web server and
 worker, the embedding model failing, and two identical uploads racing.
 
-A worker killed mid-document is covered in tests/documents/test_worker.py.
+A worker killed mid-document (and recovered through its stopped heartbeat) is covered in
+tests/documents/test_worker.py.
 
 Everything here runs real processes on real PostgreSQL: the database-restart test starts
 a PostgreSQL server of its own (restarting the shared embedded server would break the
@@ -357,8 +358,9 @@ def test_a_database_restart_during_ingestion_loses_nothing(stack: Stack) -> None
         )
 
     # Sooner than the stuck-document sweep or the broker's re-delivery could have taken
-    # the cut document again (TASK_TIMEOUT + 10 s after it was claimed, at the earliest):
-    # the worker waited for the database and queued it again itself.
+    # the cut document again (the sweep only once its heartbeat is a minute old, the
+    # broker TASK_TIMEOUT + TASK_RETRY_MARGIN after the hand-out): the worker waited for
+    # the database and queued it again itself.
     wait_until(
         lambda: set(statuses().values()) <= {"ready", "failed"},
         timeout=TASK_TIMEOUT,
