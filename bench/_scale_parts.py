@@ -142,7 +142,9 @@ def load_batch(
     ids = sorted(set(document_ids))
     chunks_insert_from_staging(document_ids=ids, fingerprints=[FINGERPRINT] * len(ids))
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE documents_pendingchunk")
+        # Not TRUNCATE: the rows' deferred foreign-key checks are still pending in this
+        # transaction, and PostgreSQL refuses to truncate under them.
+        cursor.execute("DELETE FROM documents_pendingchunk WHERE fingerprint = %s", [FINGERPRINT])
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -212,3 +212,29 @@ def test_deleting_a_collection_waits_for_a_finalizing_worker_before_touching_ter
     assert not Collection.objects.filter(pk=collection.pk).exists()
     assert not Document.objects.filter(pk=document.pk).exists()
     assert not TermDocumentFrequency.objects.filter(collection_id=collection.pk).exists()
+
+
+def test_the_scale_benchmark_loads_through_the_pipelines_insert(collection: Any) -> None:
+    """bench/_scale_parts.py stages synthetic chunks where the pipeline does and inserts
+    them with the same statement: the loaded chunks carry keyword weights."""
+    import numpy as np
+
+    from bench._scale_parts import load_batch
+    from documents.models import PendingChunk
+    from tests.factories import DocumentFactory
+
+    document = DocumentFactory(collection=collection)
+    vectors = np.full((2, 384), 1 / np.sqrt(384), dtype=np.float32)
+    with transaction.atomic():
+        load_batch([document.pk] * 2, [0, 1], ["Enzymes fold.", "Proteins bind."], vectors)
+    rows = list(
+        Chunk.objects.filter(document=document)
+        .order_by("ordinal")
+        .values_list("text", "char_end", "heading_path", "collection_id")
+    )
+    assert rows == [
+        ("Enzymes fold.", 13, [], collection.pk),
+        ("Proteins bind.", 14, [], collection.pk),
+    ]
+    assert Chunk.objects.filter(document=document, bm25__isnull=False).count() == 2
+    assert not PendingChunk.objects.exists()
