@@ -112,10 +112,16 @@ def _terminal_foreground() -> Iterator[None]:
     an error); on the way out the foreground goes back to make's group.
     """
     fd = sys.stdin.fileno() if sys.stdin is not None and sys.stdin.isatty() else -1
-    if fd < 0 or os.tcgetpgrp(fd) != os.getpgrp():
-        yield  # no terminal, or not in its foreground: signals come as they are sent
-        return
     previous = os.getpgrp()
+    try:
+        in_foreground = fd >= 0 and os.tcgetpgrp(fd) == previous
+    except OSError:  # a terminal, but not this session's
+        in_foreground = False
+    if not in_foreground or previous == os.getpid():
+        # No terminal, not in its foreground, or already a group of our own (run directly
+        # from a shell): signals come as they are sent.
+        yield
+        return
     # A background group that changes the foreground is sent SIGTTOU (which stops it).
     old_ttou = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
     try:
