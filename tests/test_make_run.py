@@ -201,12 +201,18 @@ def test_stop_db_stops_a_server_left_by_a_crash(site: Site) -> None:
         time.sleep(0.2)
     assert site.postgres_running(), "the crash should have left PostgreSQL running"
 
-    stop = subprocess.run(
-        ["make", "stop-db"], cwd=ROOT, env=site.env, capture_output=True, text=True, timeout=120
-    )
-    assert stop.returncode == 0, stop.stdout + stop.stderr
-    assert "stopped the embedded PostgreSQL" in stop.stdout
+    stop = _make_stop_db(site)
+    assert "stopped the embedded PostgreSQL" in stop, stop
     deadline = time.monotonic() + 10
     while site.processes() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert site.processes() == []
+    assert "no embedded PostgreSQL running" in _make_stop_db(site)  # and says so, calmly
+
+
+def _make_stop_db(site: Site) -> str:
+    stop = subprocess.run(
+        ["make", "stop-db"], cwd=ROOT, env=site.env, capture_output=True, text=True, timeout=120
+    )
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    return stop.stdout
