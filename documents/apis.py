@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from django.conf import settings
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -13,7 +12,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
-from rest_framework.throttling import BaseThrottle, UserRateThrottle
+from rest_framework.throttling import BaseThrottle
 
 from documents.lifecycle import DocumentStateError, document_reembed, document_retry
 from documents.models import Collection, Document
@@ -49,6 +48,7 @@ from documents.services import (
 )
 from ragsite.api.parsers import JSONParser  # DRF's, with a depth cap
 from ragsite.api.schema import ApiErrorSerializer
+from ragsite.api.throttles import UserThrottle
 from ragsite.json_safety import check_text
 
 ERRORS = {
@@ -62,14 +62,13 @@ ERRORS = {
 }
 
 
-class GrantThrottle(UserRateThrottle):
+class GrantThrottle(UserThrottle):
     """Granting to a username answers whether the user exists (to the collection's owner
-    only); this bounds how fast an owner can probe for usernames that way."""
+    only); this bounds how fast an owner can probe for usernames that way. Counted by the
+    same atomic counter as every other throttle, so parallel requests cannot overrun it."""
 
     scope = "grants"
-
-    def get_rate(self) -> str | None:
-        return settings.API_THROTTLE_GRANTS or None
+    setting = "API_THROTTLE_GRANTS"
 
 
 class StateConflict(APIException):

@@ -25,6 +25,8 @@ TASK_MAX_BYTES = 8 * 1024 * 1024
 PROCESS_TASK = "documents.tasks.process_documents"
 SWEEP_TASK = "documents.tasks.sweep_stuck_documents"
 SWEEP_SCHEDULE_NAME = "sweep stuck documents"
+ORPHAN_SWEEP_TASK = "documents.tasks.sweep_orphaned_files"
+ORPHAN_SWEEP_SCHEDULE_NAME = "sweep orphaned files"
 REBUILD_TASK = "documents.tasks.rebuild_keyword_index"
 
 
@@ -89,6 +91,15 @@ def ensure_periodic_schedules() -> None:
             "func": SWEEP_TASK,
             "schedule_type": Schedule.MINUTES,
             "minutes": max(1, settings.INGEST_HEARTBEAT_STALE_SECONDS // 60),
+            "repeats": -1,
+        },
+    )
+    # Files left by failed saves and killed uploads are removed once an hour old.
+    Schedule.objects.update_or_create(
+        name=ORPHAN_SWEEP_SCHEDULE_NAME,
+        defaults={
+            "func": ORPHAN_SWEEP_TASK,
+            "schedule_type": Schedule.HOURLY,
             "repeats": -1,
         },
     )

@@ -194,3 +194,17 @@ def test_the_api_answers_409_for_a_transition_the_status_forbids(
     assert response.status_code == 409, response.content
     assert "cannot re-embed a document that is pending" in response.json()["detail"]
     assert user_client.post(f"/api/v1/documents/{ready.pk}/reembed/").status_code == 202
+
+
+def test_periodic_schedules_include_the_orphaned_file_sweep(db: None) -> None:
+    from django_q.models import Schedule
+
+    from documents.queue import ensure_periodic_schedules
+
+    ensure_periodic_schedules()
+    ensure_periodic_schedules()  # idempotent: one row per schedule
+    funcs = sorted(Schedule.objects.values_list("func", flat=True))
+    assert funcs == [
+        "documents.tasks.sweep_orphaned_files",
+        "documents.tasks.sweep_stuck_documents",
+    ]
