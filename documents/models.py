@@ -102,6 +102,31 @@ class CollectionGrant(models.Model):
         return f"{self.permission} on {self.collection} for {grantee}"
 
 
+class UploadBatch(models.Model):
+    """Documents uploaded together (one admin upload, one API upload, one `ingest` run):
+    their progress is shown as one bar (documents/progress.py)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+    # When a worker first claimed one of its documents: the batch's rate is measured
+    # from here, so time spent waiting for a worker does not count.
+    started = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"batch {self.pk}"
+
+
+class WorkerBeat(models.Model):
+    """When a worker (`manage.py qcluster`) was last seen running a task
+    (documents/workers.py)."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} seen at {self.seen_at}"
+
+
 def original_upload_to(instance: Document, filename: str) -> str:
     # Never the user's file name: it may hold "../" or control characters. The original
     # name is kept in `source_name`; only the (lower-case, short) extension survives.
@@ -143,6 +168,14 @@ class Document(models.Model):
     # Set when an attempt failed and a retry is scheduled with back-off; not claimable
     # before then.
     retry_at = models.DateTimeField(null=True, blank=True)
+    # While processing: the step and how far it got (chunks embedded, pages read), written
+    # by documents/progress.py in small commits of their own so readers see it move.
+    progress_phase = models.CharField(max_length=16, blank=True, default="")
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    batch = models.ForeignKey(
+        UploadBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="documents"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
