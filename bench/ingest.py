@@ -35,6 +35,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 
 from documents.chunk_text import chunk_text  # noqa: E402
+from documents.citations import display_title  # noqa: E402
 from documents.embedding import get_model  # noqa: E402
 from documents.models import Chunk, Collection, Document  # noqa: E402
 from documents.services import collection_delete  # noqa: E402
@@ -97,7 +98,7 @@ def main() -> None:
     texts = [
         chunk_text(
             text=chunk.text,
-            title=chunk.document.title or chunk.document.source_name or None,
+            title=display_title(chunk.document.title, chunk.document.source_name) or None,
             heading_path=chunk.heading_path,
         ).embedded
         for chunk in chunks

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Self
 
 from django.conf import settings
 
@@ -31,42 +32,71 @@ class ChunkText:
     embedded: str
 
 
-def chunking_settings_fingerprint() -> str:
+@dataclass(frozen=True)
+class ChunkingConfig:
+    """Every setting that shapes chunks and their vectors besides the model. The pipeline
+    reads it from settings once per run; the evaluation passes its own variants in (the
+    header on or off) instead of changing settings at run time."""
+
+    max_tokens: int
+    overlap_tokens: int
+    context_header: bool
+    header_max_tokens: int
+
+    @classmethod
+    def from_settings(cls) -> Self:
+        return cls(
+            max_tokens=settings.CHUNK_MAX_TOKENS,
+            overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
+            context_header=settings.CHUNK_CONTEXT_HEADER,
+            header_max_tokens=settings.CHUNK_CONTEXT_HEADER_MAX_TOKENS,
+        )
+
+
+def chunking_settings_fingerprint(config: ChunkingConfig | None = None) -> str:
     """One name for every setting that shapes chunks and their vectors: the model, chunk
     size and overlap, and the contextual header. Chunks made under another fingerprint
     are stale (the pipeline's staged batches, the evaluation's collections)."""
+    config = config or ChunkingConfig.from_settings()
     key = "|".join(
         [
             active_model_name(),
-            str(settings.CHUNK_MAX_TOKENS),
-            str(settings.CHUNK_OVERLAP_TOKENS),
-            str(settings.CHUNK_CONTEXT_HEADER),
-            str(settings.CHUNK_CONTEXT_HEADER_MAX_TOKENS),
+            str(config.max_tokens),
+            str(config.overlap_tokens),
+            str(config.context_header),
+            str(config.header_max_tokens),
         ]
     )
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def content_fingerprint(sha256: str) -> str:
-    """A document's content under the current settings: what its staged chunks are of."""
-    return hashlib.sha256(f"{sha256}\x1f{chunking_settings_fingerprint()}".encode()).hexdigest()
+def content_fingerprint(sha256: str, config: ChunkingConfig | None = None) -> str:
+    """A document's content under the given settings: what its staged chunks are of."""
+    settings_key = chunking_settings_fingerprint(config)
+    return hashlib.sha256(f"{sha256}\x1f{settings_key}".encode()).hexdigest()
 
 
-def header_budget() -> int:
+def header_budget(config: ChunkingConfig | None = None) -> int:
     """Tokens the contextual header may take: the room a full chunk leaves in the model's
-    window, at most CHUNK_CONTEXT_HEADER_MAX_TOKENS; 0 when the header is off."""
-    if not settings.CHUNK_CONTEXT_HEADER:
+    window, at most the header's own maximum; 0 when the header is off."""
+    config = config or ChunkingConfig.from_settings()
+    if not config.context_header:
         return 0
-    room = MODEL_MAX_TOKENS - SPECIAL_TOKENS - settings.CHUNK_MAX_TOKENS
-    return max(0, min(settings.CHUNK_CONTEXT_HEADER_MAX_TOKENS, room))
+    room = MODEL_MAX_TOKENS - SPECIAL_TOKENS - config.max_tokens
+    return max(0, min(config.header_max_tokens, room))
 
 
 def chunk_text(
-    *, text: str, title: str | None, heading_path: tuple[str, ...] | list[str]
+    *,
+    text: str,
+    title: str | None,
+    heading_path: tuple[str, ...] | list[str],
+    config: ChunkingConfig | None = None,
 ) -> ChunkText:
-    """The header, keyword context and embedded text of one chunk under the settings."""
+    """The header, keyword context and embedded text of one chunk under ``config``
+    (by default the settings)."""
     parts = _header_parts(title, tuple(heading_path))
-    budget = header_budget()
+    budget = header_budget(config)
     header = _header_line(parts, budget) if budget else ""
     # The keyword leg indexes the title and headings even when the header is not
     # embedded, so a chunk deep in a section still matches its topic; a heading the chunk

@@ -26,6 +26,8 @@ from django.db import connection
 BM25_K1 = 0.9
 BM25_B = 0.4
 AVGDL_DRIFT = 0.10
+# The keyword leg's sparse vectors: lexemes hashed into this many dimensions (the
+# chunks' `bm25` column and both sides of the inner product use it).
 SPARSE_DIMENSIONS = 1_000_000_000
 
 

@@ -10,9 +10,8 @@ from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from pgvector.django import HnswIndex, SparseVectorField, VectorField
 
-# The keyword leg stores BM25 term weights as a sparse vector whose dimensions are
-# lexemes hashed into this space (see documents/keyword_index.py).
-KEYWORD_DIMENSIONS = 1_000_000_000
+from documents.citations import display_title
+from documents.keyword_index import SPARSE_DIMENSIONS
 
 
 class Collection(models.Model):
@@ -196,7 +195,7 @@ class Document(models.Model):
         indexes = [GinIndex(fields=["metadata"], name="document_metadata_gin")]
 
     def __str__(self) -> str:
-        return self.title or self.source_name or f"Document {self.pk}"
+        return display_title(self.title, self.source_name) or f"Document {self.pk}"
 
 
 class Chunk(models.Model):
@@ -220,7 +219,7 @@ class Chunk(models.Model):
     search_config = models.CharField(max_length=63, default="english")
     search_vector = SearchVectorField(null=True)
     # BM25 document-side term weights (see documents/keyword_index.py).
-    bm25 = SparseVectorField(dimensions=KEYWORD_DIMENSIONS, null=True)
+    bm25 = SparseVectorField(dimensions=SPARSE_DIMENSIONS, null=True)
     keyword_length = models.PositiveIntegerField(default=0)
     created = models.DateTimeField(auto_now_add=True)
 

@@ -19,8 +19,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
 
-from documents.chunk_text import ChunkText, chunk_text, content_fingerprint
+from documents.chunk_text import ChunkingConfig, ChunkText, chunk_text, content_fingerprint
 from documents.chunking import ChunkSpan, chunk_document
+from documents.citations import display_title
 from documents.embedding import active_model_name, embed_texts
 from documents.extraction import ExtractedText, ExtractionError, extract
 from documents.keyword_index import (
@@ -52,6 +53,7 @@ class _Work:
     extracted: ExtractedText
     spans: list[ChunkSpan]
     fingerprint: str
+    config: ChunkingConfig
     done: set[int] = field(default_factory=set)  # ordinals already in PendingChunk
 
 
@@ -63,14 +65,17 @@ class _Todo:
     texts: ChunkText
 
 
-def documents_process(*, document_ids: list[int]) -> None:
+def documents_process(*, document_ids: list[int], chunking: ChunkingConfig | None = None) -> None:
+    """Process the given documents; ``chunking`` defaults to the settings (the evaluation
+    passes its own variants)."""
+    config = chunking or ChunkingConfig.from_settings()
     # Every database write below survives a database restart by waiting for the server
     # (until shortly before the task's time limit), so a restart costs a retry, not the
     # stuck-document sweep's wait.
     deadline = time.monotonic() + max(0, settings.Q_CLUSTER["timeout"] - _OUTAGE_MARGIN_SECONDS)
     claimed = until_database_returns(lambda: documents_claim(document_ids), deadline=deadline)
     with heartbeat(claimed):
-        works = _prepare_all(claimed, deadline=deadline)
+        works = _prepare_all(claimed, config, deadline=deadline)
         done = _embed_and_finalize(works, deadline=deadline)
     if done:
         until_database_returns(
@@ -84,6 +89,7 @@ def documents_process_pending(
     collection_id: int | None = None,
     group_size: int = 128,
     progress: Callable[[int], object] | None = None,
+    chunking: ChunkingConfig | None = None,
 ) -> int:
     """Process every claimable document in this process (no worker needed).
 
@@ -97,17 +103,19 @@ def documents_process_pending(
         ids = list(queryset.order_by("id").values_list("id", flat=True)[:group_size])
         if not ids:
             return taken
-        documents_process(document_ids=ids)
+        documents_process(document_ids=ids, chunking=chunking)
         taken += len(ids)
         if progress is not None:
             progress(len(ids))
 
 
-def _prepare_all(documents: list[Document], *, deadline: float) -> list[_Work]:
+def _prepare_all(
+    documents: list[Document], config: ChunkingConfig, *, deadline: float
+) -> list[_Work]:
     works: list[_Work] = []
     for document in documents:
         try:
-            works.append(_prepare(document))
+            works.append(_prepare(document, config))
         except ExtractionError as exc:
             # Deterministic: the same bytes fail the same way, so no automatic retry.
             document_fail(document, str(exc), deadline=deadline)
@@ -134,21 +142,21 @@ def _rebuild_drifted(collection_ids: list[int]) -> None:
             keyword_index_rebuild_collection(collection_id=collection_id, reanalyse=False)
 
 
-def _prepare(document: Document) -> _Work:
+def _prepare(document: Document, config: ChunkingConfig) -> _Work:
     with document.original.open("rb") as handle:
         data = handle.read()
     extracted = extract(data, filename=document.source_name or document.original.name)
     spans = chunk_document(
         extracted,
-        max_tokens=settings.CHUNK_MAX_TOKENS,
-        overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
+        max_tokens=config.max_tokens,
+        overlap_tokens=config.overlap_tokens,
     )
     if not spans:
         raise ExtractionError("no extractable text")
     if not document.title and extracted.title:
         document.title = extracted.title[:500]
     document.mime_type = extracted.mime_type
-    fingerprint = content_fingerprint(document.sha256)
+    fingerprint = content_fingerprint(document.sha256, config)
     # Rows of an earlier, different run (content or settings changed) are stale.
     PendingChunk.objects.filter(document=document).exclude(fingerprint=fingerprint).delete()
     done = set(
@@ -156,18 +164,20 @@ def _prepare(document: Document) -> _Work:
             "ordinal", flat=True
         )
     )
-    return _Work(document, extracted, spans, fingerprint, done)
+    return _Work(document, extracted, spans, fingerprint, config, done)
 
 
 def _todo(works: list[_Work]) -> list[_Todo]:
     todo: list[_Todo] = []
     for work in works:
-        title = work.document.title or work.document.source_name or None
+        title = display_title(work.document.title, work.document.source_name) or None
         for ordinal, span in enumerate(work.spans):
             if ordinal in work.done:
                 continue
             text = work.extracted.text[span.start : span.end]
-            texts = chunk_text(text=text, title=title, heading_path=span.heading_path)
+            texts = chunk_text(
+                text=text, title=title, heading_path=span.heading_path, config=work.config
+            )
             todo.append(_Todo(work, ordinal, span, texts))
     # Similar lengths in a batch waste less padding (sentence-transformers sorts only
     # within one encode call, and we call it per batch so each batch can be stored).

@@ -153,3 +153,15 @@ def test_the_checks_see_function_level_imports_and_cycles() -> None:
     (cycle,) = find_cycles(graph)
     assert cycle == ["a", "b", "c", "a"]
     assert _describe(cycle, graph).startswith("a (line 3) -> b")
+
+
+def test_the_product_never_changes_settings_at_run_time() -> None:
+    """`override_settings` (django.test) is for tests: the evaluation once used it to
+    ingest with the header off, which races every other thread of the process."""
+    offenders = sorted(
+        f"  {path.relative_to(ROOT)} (line {line})"
+        for module, path in _modules().items()
+        for name, line in _imported_names(module, path, ast.parse(path.read_text("utf-8")))
+        if name == "django.test" or name.startswith("django.test.")
+    )
+    assert not offenders, "django.test imported outside the tests:\n" + "\n".join(offenders)

@@ -8,10 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from django.conf import settings
-from django.test import override_settings
-
-from documents.chunk_text import chunking_settings_fingerprint
+from documents.chunk_text import ChunkingConfig, chunking_settings_fingerprint
 from documents.models import Collection, Document
 from documents.pipeline import documents_process_pending
 from documents.services import collection_create, document_upload
@@ -46,10 +43,10 @@ def default_variants() -> list[Variant]:
     ]
 
 
-def corpus_collection_slug(dataset_name: str) -> str:
+def corpus_collection_slug(dataset_name: str, chunking: ChunkingConfig | None = None) -> str:
     """One collection per dataset and chunking settings (the pipeline's own fingerprint
     of the model, chunk size, overlap and header): a change re-ingests."""
-    digest = chunking_settings_fingerprint()[:8]
+    digest = chunking_settings_fingerprint(chunking)[:8]
     base = "".join(ch if ch.isalnum() else "-" for ch in dataset_name.lower()).strip("-")
     return f"beir-{base[:60]}-{digest}"
 
@@ -62,10 +59,10 @@ def ingest_corpus(
     ``context_header`` overrides ``CHUNK_CONTEXT_HEADER`` for this ingestion; the
     collection's slug names the setting, so each setting gets (and reuses) its own.
     """
-    if context_header is not None and context_header != settings.CHUNK_CONTEXT_HEADER:
-        with override_settings(CHUNK_CONTEXT_HEADER=context_header):
-            return ingest_corpus(dataset, progress=progress)
-    slug = corpus_collection_slug(dataset.name)
+    chunking = ChunkingConfig.from_settings()
+    if context_header is not None:
+        chunking = replace(chunking, context_header=context_header)
+    slug = corpus_collection_slug(dataset.name, chunking)
     collection = Collection.objects.filter(slug=slug).first() or collection_create(
         owner=None,
         name=f"{dataset.name} (evaluation)",
@@ -97,7 +94,7 @@ def ingest_corpus(
             enqueue=False,
         )
         known.add(corpus_id)
-    documents_process_pending(collection_id=collection.pk, progress=progress)
+    documents_process_pending(collection_id=collection.pk, progress=progress, chunking=chunking)
     return collection
 
 

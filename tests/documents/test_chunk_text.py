@@ -3,9 +3,11 @@ the keyword context, and the fingerprint of the chunking settings."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from django.test import override_settings
 
-from documents.chunk_text import chunk_text, chunking_settings_fingerprint
+from documents.chunk_text import ChunkingConfig, chunk_text, chunking_settings_fingerprint
 
 
 def test_chunk_text_builds_header_context_and_embedded_text_once() -> None:
@@ -34,3 +36,14 @@ def test_chunking_settings_fingerprint_names_every_setting() -> None:
             seen.add(chunking_settings_fingerprint())
     assert len(seen) == 6
     assert chunking_settings_fingerprint() in seen
+
+
+def test_a_chunking_config_passed_in_wins_over_the_settings() -> None:
+    """The evaluation ingests with the header on and off side by side by passing a
+    config, not by changing settings at run time."""
+    config = replace(ChunkingConfig.from_settings(), context_header=False)
+    texts = chunk_text(text="Other words.", title="Report", heading_path=("Data",), config=config)
+    assert (texts.header, texts.embedded) == ("", "Other words.")
+    assert chunking_settings_fingerprint(config) != chunking_settings_fingerprint()
+    with override_settings(CHUNK_CONTEXT_HEADER=False):
+        assert chunking_settings_fingerprint(config) == chunking_settings_fingerprint()

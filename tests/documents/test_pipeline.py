@@ -157,12 +157,13 @@ def test_chunks_swap_atomically_while_reprocessing(collection: Any, ingest: Any)
     (document,) = ingest(collection, {"a.txt": LONG_TEXT})
     old_ids = set(Chunk.objects.filter(document=document).values_list("id", flat=True))
     # A half-finished run: one batch staged, the document still serving its old chunks.
+    from documents.chunk_text import ChunkingConfig
     from documents.lifecycle import documents_claim
     from documents.pipeline import _prepare
 
     Document.objects.filter(pk=document.pk).update(status="pending")
     (claimed,) = documents_claim([document.pk])
-    work = _prepare(claimed)
+    work = _prepare(claimed, ChunkingConfig.from_settings())
     PendingChunk.objects.create(
         document=document,
         fingerprint=work.fingerprint,
