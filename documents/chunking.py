@@ -8,6 +8,9 @@ How a document is cut, coarsest rule first:
 
 1. Structure: a heading starts a new chunk and is kept with the content that follows it.
 2. Within a section, whole paragraphs (blocks) are packed while they fit in ``max_tokens``.
+   A table row is a block too (documents/extraction/tables.py): kept whole, never cut at a
+   sentence, and never repeated as overlap; the rows' heading path ends with the table's
+   header row, so every chunk of rows carries the column names in its context.
 3. A paragraph that does not fit is cut at sentence boundaries.
 4. A sentence that does not fit is cut at token boundaries, between words where possible.
 5. No chunk is longer than ``max_tokens * MAX_CHARS_PER_TOKEN`` characters either: a word
@@ -100,7 +103,8 @@ def _segments(extracted: ExtractedText) -> list[Segment]:
         covered = end
         s, e = trim(text, start, end)
         if s < e:
-            previous = Segment(s, e, block.page, tuple(block.heading_path), block.is_heading)
+            path = tuple(block.heading_path)
+            previous = Segment(s, e, block.page, path, block.is_heading, block.table_row)
             segments.append(previous)
     if covered < n:
         if previous is not None:

@@ -23,11 +23,13 @@ class Segment:
     page: int | None
     heading_path: tuple[str, ...]
     is_heading: bool
+    table_row: bool = False  # packed whole; never the start of an overlap
 
 
 @dataclass(frozen=True, slots=True)
 class Unit:
-    """The atom of packing: a sentence, or a token-cut piece of a long sentence."""
+    """The atom of packing: a sentence, a whole table row, or a token-cut piece of a long
+    sentence or row."""
 
     start: int
     end: int
@@ -36,6 +38,7 @@ class Unit:
     # The unit's own tokenisation, kept from the first pass so that cutting a long sentence or
     # taking its tail for an overlap does not tokenise it again.
     encoding: Encoding | None = field(default=None, compare=False, repr=False)
+    table_row: bool = False
 
 
 @dataclass(slots=True)
@@ -91,7 +94,8 @@ class Chunker:
             for s, e in block:
                 encoding = next(encodings)
                 if len(encoding) <= self.max_tokens:
-                    units.append(Unit(s, e, len(encoding), seg.is_heading, encoding))
+                    unit = Unit(s, e, len(encoding), seg.is_heading, encoding, seg.table_row)
+                    units.append(unit)
                 else:
                     units.extend(
                         self.split_by_tokens(s, e, self.piece_tokens, seg.is_heading, encoding)
@@ -100,6 +104,10 @@ class Chunker:
         return blocks
 
     def _sentences(self, seg: Segment) -> list[tuple[int, int]]:
+        # A table row is one unit: a full stop inside a cell is no place to cut it. Only a
+        # row too long for a chunk by itself is cut (by tokens, in units()).
+        if seg.table_row and seg.end - seg.start <= self.max_chars:
+            return [(seg.start, seg.end)]
         # A word without spaces is one [UNK] to the model however long it is: such a word
         # is cut by characters before anything is tokenised.
         spans: list[tuple[int, int]] = []
@@ -217,15 +225,21 @@ class Chunker:
         start: int | None = None
         for unit in reversed(previous.units):
             # Never repeat a heading (it belongs to the chunk it introduces) and never start
-            # where `previous` starts: chunk starts must strictly increase.
-            if unit.is_heading or unit.start <= previous.start or tokens + unit.tokens > budget:
+            # where `previous` starts: chunk starts must strictly increase. Table rows are
+            # not repeated either: each chunk of rows carries the header, not its neighbours.
+            if (
+                unit.is_heading
+                or unit.table_row
+                or unit.start <= previous.start
+                or tokens + unit.tokens > budget
+            ):
                 break
             tokens += unit.tokens
             start = unit.start
         if start is not None:
             return start, tokens
         last = previous.units[-1]
-        if last.is_heading:
+        if last.is_heading or last.table_row:
             return None
         # The last sentence alone is too long: repeat its trailing tokens instead.
         return self.tail(last, budget, previous.start)

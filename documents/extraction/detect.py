@@ -20,8 +20,45 @@ MARKDOWN = "text/markdown"
 HTML = "text/html"
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+# Scans and photos of text, read by OCR in the worker (image.py, ocr.py).
+PNG = "image/png"
+JPEG = "image/jpeg"
+TIFF = "image/tiff"
+_IMAGES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", PNG),
+    (b"\xff\xd8\xff", JPEG),
+    (b"II*\x00", TIFF),
+    (b"MM\x00*", TIFF),
+)
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+CSV = "text/csv"
+EML = "message/rfc822"
+EPUB = "application/epub+zip"
+ODT = "application/vnd.oasis.opendocument.text"
+ODS = "application/vnd.oasis.opendocument.spreadsheet"
+ODP = "application/vnd.oasis.opendocument.presentation"
+RTF = "application/rtf"
 
-SUPPORTED_MIME_TYPES: tuple[str, ...] = (PLAIN, MARKDOWN, HTML, PDF, DOCX)
+SUPPORTED_MIME_TYPES: tuple[str, ...] = (
+    PLAIN,
+    MARKDOWN,
+    HTML,
+    PDF,
+    DOCX,
+    XLSX,
+    PPTX,
+    CSV,
+    EML,
+    EPUB,
+    ODT,
+    ODS,
+    ODP,
+    RTF,
+    PNG,
+    JPEG,
+    TIFF,
+)
 
 _SNIFF_BYTES = 65536
 
@@ -50,7 +87,6 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
         b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
         "legacy Microsoft Office file (.doc/.xls/.ppt); save it as .docx or PDF",
     ),
-    (b"{\\rtf", "RTF document; save it as .docx or PDF"),
     (b"OggS", "Ogg audio/video"),
     (b"fLaC", "FLAC audio"),
     (b"ID3", "MP3 audio"),
@@ -61,14 +97,29 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 # Short signatures that are also plausible starts of a text file ("BMW...", "MZ ...").
 _WEAK_MAGIC = {b"BM", b"MZ", b"ID3", b"BZh"}
 
-# Packages that are ZIP files too, to name them in the error.
-_ZIP_KINDS: tuple[tuple[str, str], ...] = (
-    ("xl/workbook.xml", "Excel spreadsheet (.xlsx)"),
-    ("ppt/presentation.xml", "PowerPoint presentation (.pptx)"),
-    ("META-INF/container.xml", "EPUB e-book"),
-    ("content.xml", "OpenDocument file (.odt/.ods/.odp); save it as .docx or PDF"),
+# ZIP packages by the part that names them (OOXML) ...
+_ZIP_PARTS: tuple[tuple[str, str], ...] = (
+    ("word/document.xml", DOCX),
+    ("xl/workbook.xml", XLSX),
+    ("ppt/presentation.xml", PPTX),
 )
+# ... or by their "mimetype" member (OpenDocument, EPUB), whose content is the type.
+_ZIP_MIMETYPES = {ODT: ODT, ODS: ODS, ODP: ODP, EPUB: EPUB}
+_ZIP_EXTENSIONS = {
+    ".docx": DOCX,
+    ".xlsx": XLSX,
+    ".xlsm": XLSX,
+    ".pptx": PPTX,
+    ".odt": ODT,
+    ".ods": ODS,
+    ".odp": ODP,
+    ".epub": EPUB,
+}
 
+_HEADER_LINE = re.compile(r"([!-9;-~]+):")  # RFC 5322 field name: printable, no colon
+_EMAIL_HEADERS = frozenset(
+    {"from", "to", "subject", "date", "message-id", "mime-version", "received", "return-path"}
+)
 _HTML_MARKERS = re.compile(r"<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>]", re.IGNORECASE)
 
 
@@ -80,16 +131,34 @@ def _zip_type(data: bytes, extension: str) -> str:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())  # the central directory only: no decompression
+            mimetype = _mimetype_member(archive) if "mimetype" in names else ""
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-        if extension == ".docx":
-            return DOCX  # let the DOCX reader report it as a corrupt DOCX
+        if extension in _ZIP_EXTENSIONS:
+            return _ZIP_EXTENSIONS[extension]  # let its reader report it as corrupt
         raise ExtractionError("unsupported file type: damaged ZIP archive") from None
-    if "word/document.xml" in names:
-        return DOCX
-    for member, kind in _ZIP_KINDS:
-        if member in names:
-            raise ExtractionError(f"unsupported file type: {kind}")
-    raise ExtractionError("unsupported file type: ZIP archive (not a Word .docx document)")
+    for part, mime_type in _ZIP_PARTS:
+        if part in names:
+            return mime_type
+    if mimetype in _ZIP_MIMETYPES:
+        return _ZIP_MIMETYPES[mimetype]
+    if "META-INF/container.xml" in names:
+        return EPUB
+    if "content.xml" in names and _ZIP_EXTENSIONS.get(extension) in (ODT, ODS, ODP):
+        return _ZIP_EXTENSIONS[extension]
+    if "content.xml" in names:
+        raise ExtractionError("unsupported file type: OpenDocument file of another kind")
+    raise ExtractionError("unsupported file type: ZIP archive (not an office document or EPUB)")
+
+
+def _mimetype_member(archive: zipfile.ZipFile) -> str:
+    """The "mimetype" member of an ODF or EPUB package: a few bytes, read only if small."""
+    info = archive.getinfo("mimetype")
+    if info.file_size > 100:
+        return ""
+    try:
+        return archive.read(info).decode("ascii", errors="replace").strip()
+    except Exception:  # damaged member: the reader will say so
+        return ""
 
 
 def _head_text(head: bytes) -> str:
@@ -124,8 +193,13 @@ def detect_mime_type(data: bytes, filename: str) -> str:
     # so a text file that merely begins by quoting "%PDF-" is not taken for a PDF.
     if head.lstrip().startswith(b"%PDF-") or (extension == ".pdf" and b"%PDF-" in head[:1024]):
         return PDF
+    for magic, image_type in _IMAGES:
+        if head.startswith(magic):
+            return image_type
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return _zip_type(data, extension)
+    if head.startswith(b"{\\rtf"):
+        return RTF
 
     _reject_binary(head, extension)
     return _text_type(_head_text(head), extension)
@@ -150,9 +224,31 @@ def _reject_binary(head: bytes, extension: str) -> None:
         raise ExtractionError(f"unsupported file type: {reason}")
 
 
+def _looks_like_email(head: str) -> bool:
+    """An RFC 5322 message: the text opens with a block of header lines ("Name: value" or
+    folded continuations) that names at least two of the usual headers."""
+    header_block = head.replace("\r\n", "\n").split("\n\n", 1)[0]
+    lines = header_block.split("\n")
+    if len(lines) < 2 or not _HEADER_LINE.match(lines[0]):
+        return False
+    names = set()
+    for line in lines:
+        if line[:1] in (" ", "\t"):
+            continue  # a folded continuation
+        match = _HEADER_LINE.match(line)
+        if match is None:
+            return False
+        names.add(match.group(1).lower())
+    return len(names & _EMAIL_HEADERS) >= 2
+
+
 def _text_type(text: str, extension: str) -> str:
+    if _looks_like_email(text):
+        return EML
     if _looks_like_html(text):
         return HTML
+    if extension in (".csv", ".tsv"):
+        return CSV
 
     if extension in (".html", ".htm", ".xhtml"):
         return HTML

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import re
-import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,17 +18,12 @@ import docx
 from docx.enum.style import WD_STYLE_TYPE
 from docx.oxml.ns import qn
 
+from .archive import MAX_UNCOMPRESSED_BYTES, check_zip, corrupt, zip_bomb_message
 from .text import HeadingTracker, Parsed, Segment, one_line
 from .types import ExtractionError
 
-MAX_DOCX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024
-# Real documents compress text maybe 10-30:1; only a crafted member gets near deflate's
-# ~1000:1. Small members are exempt: an empty-ish XML part can have any ratio.
-MAX_COMPRESSION_RATIO = 200
-RATIO_CHECK_MIN_BYTES = 10 * 1024 * 1024
-
-ZIP_BOMB = "DOCX expands past the size limit (possible zip bomb)"
-_READ_CHUNK = 1024 * 1024
+MAX_DOCX_UNCOMPRESSED_BYTES = MAX_UNCOMPRESSED_BYTES
+ZIP_BOMB = zip_bomb_message("DOCX")
 
 _P, _TBL, _TR, _TC = qn("w:p"), qn("w:tbl"), qn("w:tr"), qn("w:tc")
 _SDT, _SDT_CONTENT, _CUSTOM_XML = qn("w:sdt"), qn("w:sdtContent"), qn("w:customXml")
@@ -54,49 +48,12 @@ _HEADING_NAME = re.compile(r"heading ([1-9])")
 
 
 def _corrupt(exc: BaseException) -> ExtractionError:
-    reason = " ".join(str(exc).split()) or type(exc).__name__
-    return ExtractionError(f"corrupt DOCX: {reason[:120]}")
+    return corrupt("DOCX", exc)
 
 
 def check_archive(data: bytes) -> None:
-    """Raise ExtractionError unless ``data`` is a ZIP that stays within the size limits.
-
-    Memory stays bounded by the read chunk: members are decompressed and discarded.
-    """
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-        raise ExtractionError("corrupt DOCX: not a valid ZIP archive") from None
-    with archive:
-        members = archive.infolist()
-        limit = MAX_DOCX_UNCOMPRESSED_BYTES
-        # Declared sizes first: they cost nothing and catch the honest bombs at once.
-        # (Overlapping entries that share one compressed stream add up here too.)
-        declared = 0
-        for info in members:
-            declared += info.file_size
-            if info.file_size > limit or declared > limit:
-                raise ExtractionError(ZIP_BOMB)
-            ratio = info.file_size / max(info.compress_size, 1)
-            if info.file_size > RATIO_CHECK_MIN_BYTES and ratio > MAX_COMPRESSION_RATIO:
-                raise ExtractionError(ZIP_BOMB)
-        if "word/document.xml" not in archive.namelist():
-            raise ExtractionError("corrupt DOCX: word/document.xml is missing")
-        # Declared sizes can lie, so count what the members really expand to, main part
-        # first: it is what a bomb would inflate. (CPython's reader also stops at the
-        # declared size and then fails the CRC check; this does not rely on that.)
-        actual = 0
-        for info in sorted(members, key=lambda info: info.filename != "word/document.xml"):
-            try:
-                with archive.open(info) as member:
-                    while chunk := member.read(_READ_CHUNK):
-                        actual += len(chunk)
-                        if actual > limit:
-                            raise ExtractionError(ZIP_BOMB)
-            except ExtractionError:
-                raise
-            except Exception as exc:  # bad CRC, unsupported compression, encryption...
-                raise _corrupt(exc) from exc
+    """Raise ExtractionError unless ``data`` is a ZIP within the limits of archive.py."""
+    check_zip(data, label="DOCX", required="word/document.xml")
 
 
 def _style_level(style: Any) -> int | None:

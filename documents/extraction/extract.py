@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable
 
 from . import detect
 from .docx import parse_docx
+from .eml import parse_eml
 from .html import parse_html
+from .image import parse_image
+from .ocr import OcrOptions
 from .pdf import NO_TEXT, parse_pdf
+from .pptx import parse_pptx
+from .spreadsheet import parse_csv, parse_xlsx
+from .tables import RowSegment
 from .text import Parsed, one_line, parse_markdown, parse_plain, tidy
 from .titles import first_line_title, markdown_plain
 from .types import Block, ExtractedText, ExtractionError
@@ -25,7 +32,30 @@ _PARSERS: dict[str, tuple[str, Callable[[bytes], Parsed]]] = {
     detect.HTML: ("HTML file", parse_html),
     detect.PDF: ("PDF", parse_pdf),
     detect.DOCX: ("DOCX", parse_docx),
+    detect.PNG: ("PNG image", parse_image),
+    detect.JPEG: ("JPEG image", parse_image),
+    detect.TIFF: ("TIFF image", parse_image),
+    detect.XLSX: ("XLSX", parse_xlsx),
+    detect.CSV: ("CSV file", parse_csv),
+    detect.PPTX: ("PPTX", parse_pptx),
+    detect.EML: ("e-mail message", parse_eml),
 }
+
+# Parsers that read scanned pages when given OCR options (only the worker passes them).
+_READS_SCANS: dict[str, Callable[..., Parsed]] = {
+    detect.PDF: parse_pdf,
+    detect.PNG: parse_image,
+    detect.JPEG: parse_image,
+    detect.TIFF: parse_image,
+}
+
+
+def _parser(mime_type: str, ocr: OcrOptions | None) -> tuple[str, Callable[[bytes], Parsed]]:
+    label, parse = _PARSERS[mime_type]
+    reads_scans = _READS_SCANS.get(mime_type)
+    if reads_scans is None:
+        return label, parse
+    return label, functools.partial(reads_scans, ocr=ocr)
 
 
 def assemble(parsed: Parsed, mime_type: str) -> ExtractedText:
@@ -35,13 +65,15 @@ def assemble(parsed: Parsed, mime_type: str) -> ExtractedText:
     blocks: list[Block] = []
     position = 0
     for segment in parsed.segments:
-        text = one_line(segment.text) if segment.is_heading else tidy(segment.text)
+        row = isinstance(segment, RowSegment)
+        text = one_line(segment.text) if segment.is_heading or row else tidy(segment.text)
         if not text:
             continue
         if texts:
             position += 2  # the "\n\n" separator
         path = tuple(part for part in map(one_line, segment.heading_path) if part)
-        blocks.append(Block(position, position + len(text), segment.page, path, segment.is_heading))
+        end = position + len(text)
+        blocks.append(Block(position, end, segment.page, path, segment.is_heading, row))
         texts.append(text)
         position += len(text)
     title = one_line(parsed.title or "")[:MAX_TITLE_LENGTH].strip() or None
@@ -51,21 +83,26 @@ def assemble(parsed: Parsed, mime_type: str) -> ExtractedText:
         blocks=blocks,
         title=title,
         page_count=parsed.page_count,
+        metadata=dict(parsed.metadata),
+        attachments=list(parsed.attachments),
     )
 
 
-def extract(data: bytes, *, filename: str) -> ExtractedText:
+def extract(data: bytes, *, filename: str, ocr: OcrOptions | None = None) -> ExtractedText:
     """Extract the text of an uploaded file, detecting its type from the content.
 
     Raises ExtractionError, whose message is meant for the user, for anything that is not
     a readable document of a supported type. Parser bugs and hostile files surface as
     ExtractionError too, never as another exception (KeyboardInterrupt and SystemExit
     still propagate: they are not Exceptions).
+
+    ``ocr``: how to OCR scanned PDF pages and images (documents/extraction/ocr.py);
+    None (OCR=off, or not in the worker) leaves them unread.
     """
     if not data or data.isspace():  # isspace: no copy of a large upload
         raise ExtractionError("empty file")
     mime_type = detect.detect_mime_type(data, filename)
-    label, parse = _PARSERS[mime_type]
+    label, parse = _parser(mime_type, ocr)
     try:
         parsed = parse(data)
     except ExtractionError:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import charset_normalizer
 
-from .types import ExtractionError
+from .types import Attachment, ExtractionError
 
 # --- what the extractors hand back ------------------------------------------------------
 
@@ -36,6 +36,9 @@ class Parsed:
     segments: list[Segment] = field(default_factory=list)
     title: str | None = None
     page_count: int | None = None
+    # Author, date, sender... found in the file, and files carried inside it (e-mail).
+    metadata: dict[str, str] = field(default_factory=dict)
+    attachments: list[Attachment] = field(default_factory=list)
 
 
 class HeadingTracker:
