@@ -23,6 +23,7 @@ from documents.selectors import (
     collection_list_writable,
 )
 from documents.services import (
+    CollectionError,
     UploadError,
     collection_create,
     collection_create_named,
@@ -136,6 +137,22 @@ class CollectionAdmin(StaffAccess):
             saved = collection_create(owner=owner, **values)
         for field in Collection._meta.concrete_fields:  # the inlines save against `obj`
             setattr(obj, field.attname, getattr(saved, field.attname))
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # The form's own check passes for two admins saving one slug at once; the loser's
+        # save fails in the service. Say why on the form page instead of a 500 (the admin's
+        # transaction is rolled back, nothing was saved).
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except CollectionError as exc:
+            messages.error(request, f"Not saved: {exc.message}")
+            return HttpResponseRedirect(request.get_full_path())
 
     def delete_model(self, request: HttpRequest, obj: Collection) -> None:
         collection_delete(collection=obj)

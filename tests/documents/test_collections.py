@@ -188,6 +188,38 @@ def test_simultaneous_creates_of_one_slug_give_one_201_and_400s() -> None:
     assert Collection.objects.filter(slug="race").count() == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_admin_creates_of_one_slug_never_500() -> None:
+    """The admin form's slug check passes for every racer; the losers' saves fail in
+    the service and come back to the form with the reason, not as a 500."""
+    staff = [UserFactory(is_staff=True) for _ in range(8)]
+    barrier = Barrier(len(staff))
+
+    def create(user: Any) -> tuple[int, str]:
+        client = Client()
+        client.force_login(user)
+        barrier.wait()
+        try:
+            response = client.post(
+                "/admin/documents/collection/add/",
+                {"name": "Race", "slug": "admin-race", "search_config": "english",
+                 "grants-TOTAL_FORMS": "0", "grants-INITIAL_FORMS": "0"},
+                follow=True,
+            )
+        finally:
+            connection.close()  # this thread's own connection
+        return response.status_code, response.content.decode()
+
+    with ThreadPoolExecutor(len(staff)) as pool:
+        answers = list(pool.map(create, staff))
+    assert [code for code, _ in answers] == [200] * len(staff)
+    assert Collection.objects.filter(slug="admin-race").count() == 1
+    # Everyone else was told why: by the form's own check or, racing it, by the service.
+    refused = [page for _, page in answers if "was added successfully" not in page]
+    assert len(refused) == len(staff) - 1
+    assert all("is not available" in page or "already exists" in page for page in refused)
+
+
 @pytest.mark.parametrize("slug", NUL_SLUGS)
 def test_a_nul_in_the_slug_of_the_url_is_a_404(
     user_client: APIClient, collection: Collection, slug: str
