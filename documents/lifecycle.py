@@ -41,6 +41,7 @@ from django_q.models import OrmQ
 from documents.embedding import EmbeddingError
 from documents.models import Collection, Document
 from documents.outage import database_lost, until_database_returns
+from documents.progress import EXTRACTING, batches_mark_started, progress_cleared
 from documents.queue import enqueue_documents, schedule_retry
 
 logger = logging.getLogger(__name__)
@@ -100,7 +101,9 @@ def documents_claim(document_ids: list[int]) -> list[Document]:
             processing_started=now,
             heartbeat_at=now,
             updated=now,
+            **{**progress_cleared(), "progress_phase": EXTRACTING},
         )
+        batches_mark_started(document_ids=[d.pk for d in documents])
     for document in documents:
         document.status = Status.PROCESSING
         document.attempts += 1
@@ -176,9 +179,19 @@ def documents_mark_ready(documents: list[Document], *, fields: list[str]) -> Non
         document.processing_started = None
         document.heartbeat_at = None
         document.updated = now
+        for name, value in progress_cleared().items():
+            setattr(document, name, value)
     Document.objects.bulk_update(
         documents,
-        ["status", "error", "processing_started", "heartbeat_at", "updated", *fields],
+        [
+            "status",
+            "error",
+            "processing_started",
+            "heartbeat_at",
+            "updated",
+            *progress_cleared(),
+            *fields,
+        ],
     )
 
 
@@ -196,6 +209,7 @@ def document_fail(document: Document, reason: str, *, deadline: float) -> None:
             processing_started=None,
             heartbeat_at=None,
             updated=timezone.now(),
+            **progress_cleared(),
         ),
         deadline=deadline,
     )
@@ -230,6 +244,7 @@ def _requeue(document: Document, *, reason: str, delay: timedelta) -> None:
         heartbeat_at=None,
         retry_at=timezone.now() + delay if delay else None,
         updated=timezone.now(),
+        **progress_cleared(),
     )
     if not requeued:
         return
@@ -259,6 +274,7 @@ def _restart(document: Document, *, allowed: tuple[str, ...], verb: str) -> Docu
             error="",
             retry_at=None,
             updated=timezone.now(),
+            **progress_cleared(),
         )
         if not changed:
             current = Document.objects.filter(pk=document.pk).values_list("status", flat=True)
@@ -307,6 +323,7 @@ def documents_reembed(*, collection: Collection | None = None) -> int:
             error="",
             retry_at=None,
             updated=timezone.now(),
+            **progress_cleared(),
         )
         enqueue_documents(rows)
     return len(rows)
@@ -334,6 +351,7 @@ def documents_sweep_stuck() -> int:
                     processing_started=None,
                     heartbeat_at=None,
                     updated=now,
+                    **progress_cleared(),
                 )
             elif row.update(
                 status=Status.PENDING,
@@ -341,6 +359,7 @@ def documents_sweep_stuck() -> int:
                 processing_started=None,
                 heartbeat_at=None,
                 updated=now,
+                **progress_cleared(),
             ):
                 swept += 1
                 requeue.append((pk, size))

@@ -41,6 +41,7 @@ from documents.lifecycle import (
 )
 from documents.models import Chunk, Document, PendingChunk
 from documents.outage import until_database_returns
+from documents.progress import EMBEDDING, progress_report_many
 
 # A task waits for a restarted database until this long before django-q2's time limit,
 # then gives up and leaves its documents to the broker's re-delivery.
@@ -188,6 +189,13 @@ def _todo(works: list[_Work]) -> list[_Todo]:
 def _embed_and_stage(works: list[_Work]) -> None:
     model_name = active_model_name()
     todo = _todo(works)
+    # Chunks embedded of each document's total, reported after every batch (it commits
+    # on its own, so the admin list and the API show it move).
+    embedded = {work.document.pk: len(work.done) for work in works}
+    totals = {work.document.pk: len(work.spans) for work in works}
+    progress_report_many(
+        phase=EMBEDDING, counts={pk: (embedded[pk], totals[pk]) for pk in totals}
+    )
     batch_size = settings.EMBEDDING_BATCH_SIZE
     for offset in range(0, len(todo), batch_size):
         batch = todo[offset : offset + batch_size]
@@ -212,6 +220,12 @@ def _embed_and_stage(works: list[_Work]) -> None:
                 for item, vector in zip(batch, vectors, strict=True)
             ],
             ignore_conflicts=True,  # a re-delivered task may race a batch already stored
+        )
+        for item in batch:
+            embedded[item.work.document.pk] += 1
+        touched = {item.work.document.pk for item in batch}
+        progress_report_many(
+            phase=EMBEDDING, counts={pk: (embedded[pk], totals[pk]) for pk in touched}
         )
 
 

@@ -7,11 +7,14 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
 from documents.models import Collection, CollectionGrant, Document
+from documents.progress import batch_progress, document_progress
 from documents.selectors import collection_list_readable, search_config_exists
+from documents.workers import document_waits_for_worker, worker_missing
 from ragsite.json_safety import check_json, check_text
 
 
@@ -62,11 +65,44 @@ class CollectionSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "owner", "created", "updated"]
 
 
+class ProgressSerializer(serializers.Serializer):
+    """While processing: the step (extracting, ocr, embedding) and how far it got."""
+
+    phase = serializers.CharField()
+    done = serializers.IntegerField(help_text="Chunks embedded (or pages read) so far.")
+    total = serializers.IntegerField(help_text="Of this many; 0 while not yet known.")
+
+
+class BatchSerializer(serializers.Serializer):
+    """The documents uploaded together with this one (one upload, one `ingest` run)."""
+
+    id = serializers.UUIDField()
+    total = serializers.IntegerField()
+    ready = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    processing = serializers.IntegerField()
+    finished = serializers.BooleanField()
+    eta_seconds = serializers.IntegerField(
+        allow_null=True, help_text="Time left at the batch's rate so far; null until known."
+    )
+
+
+class WorkerNoticeSerializer(serializers.Serializer):
+    worker_seen_at = serializers.DateTimeField(allow_null=True)
+    message = serializers.CharField()
+
+
 class DocumentSerializer(serializers.ModelSerializer):
     collection: serializers.SlugRelatedField[Collection] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
     )
     status_url = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
+    batch = serializers.SerializerMethodField()
+    worker_notice = serializers.SerializerMethodField(
+        help_text="Set while this document waits and no worker has run for a while."
+    )
 
     class Meta:
         model = Document
@@ -88,6 +124,9 @@ class DocumentSerializer(serializers.ModelSerializer):
             "created",
             "updated",
             "status_url",
+            "progress",
+            "batch",
+            "worker_notice",
         ]
         read_only_fields = fields
 
@@ -95,6 +134,34 @@ class DocumentSerializer(serializers.ModelSerializer):
         path = reverse("api-document-detail", args=[document.pk])
         request = self.context.get("request")
         return request.build_absolute_uri(path) if request else path
+
+    def _cached(self, key: str, compute: Any) -> Any:
+        # A list shows many documents of few batches: each fact is read once per answer.
+        cache = self.context.setdefault("_progress_cache", {})
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
+
+    @extend_schema_field(ProgressSerializer(allow_null=True))
+    def get_progress(self, document: Document) -> dict[str, Any] | None:
+        return document_progress(document)
+
+    @extend_schema_field(BatchSerializer(allow_null=True))
+    def get_batch(self, document: Document) -> dict[str, Any] | None:
+        if document.batch_id is None:
+            return None
+        # A batch holds the uploads of one action into one collection: whoever may
+        # read this document may read its batch's counts.
+        batch_id = document.batch_id
+        found = self._cached(f"batch:{batch_id}", lambda: batch_progress(batch_id))
+        return found.as_dict() if found else None
+
+    @extend_schema_field(WorkerNoticeSerializer(allow_null=True))
+    def get_worker_notice(self, document: Document) -> dict[str, Any] | None:
+        if not document_waits_for_worker(document):
+            return None
+        notice = self._cached("worker", worker_missing)
+        return notice.as_dict() if notice else None
 
 
 class DocumentUploadResultSerializer(serializers.Serializer):

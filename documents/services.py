@@ -21,7 +21,8 @@ from django.utils.text import slugify
 from documents.extraction import ExtractionError, detect_mime_type
 from documents.keyword_index import keyword_lock_collections, keyword_unindex_documents
 from documents.lifecycle import document_requeue_if_failed
-from documents.models import Chunk, Collection, CollectionGrant, Document
+from documents.models import Chunk, Collection, CollectionGrant, Document, UploadBatch
+from documents.progress import batch_create
 from documents.queue import enqueue_documents, enqueue_keyword_rebuild
 from documents.selectors import User, collection_slug_taken, search_config_exists
 from ragsite.json_safety import check_json
@@ -233,11 +234,13 @@ def document_upload(
     metadata: dict[str, Any] | None = None,
     source_name: str = "",
     enqueue: bool = True,
+    batch: UploadBatch | None = None,
 ) -> UploadResult:
     """Store a file (or a text) as a pending document and queue it, after commit.
 
     The same content uploaded again into the same collection answers the existing
-    document (queued again if it had failed).
+    document (queued again if it had failed). Files uploaded together share a `batch`
+    (its progress is shown as one); without one, the document is a batch of its own.
     """
     if (file is None) == (text is None):
         raise UploadError("send either a file or a text")
@@ -272,6 +275,7 @@ def document_upload(
         sha256=digest,
         metadata=metadata or {},
         created_by=_account(user),
+        batch=batch or batch_create(),
     )
     try:
         _save_with_original(document, source_name, data)

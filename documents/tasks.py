@@ -12,9 +12,11 @@ from documents.keyword_index import keyword_index_rebuild_collection
 from documents.lifecycle import documents_sweep_stuck
 from documents.pipeline import documents_process
 from documents.services import files_sweep_orphaned
+from documents.workers import worker_seen
 
 
 def process_documents(document_ids: list[int]) -> None:
+    worker_seen()  # for the "no worker is running" notice (documents/workers.py)
     documents_process(document_ids=list(document_ids))
 
 
@@ -24,6 +26,7 @@ def rebuild_keyword_index(collection_id: int) -> None:
 
 
 def sweep_stuck_documents() -> None:
+    worker_seen()  # every minute while a worker runs, busy or not
     documents_sweep_stuck()
 
 

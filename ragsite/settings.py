@@ -279,6 +279,9 @@ INGEST_RETRY_BASE_SECONDS = env.int("INGEST_RETRY_BASE_SECONDS", default=30)
 # A worker refreshes its documents' heartbeat while it processes them; one silent this
 # long has lost its worker and is taken back (documents/lifecycle.py).
 INGEST_HEARTBEAT_STALE_SECONDS = env.int("INGEST_HEARTBEAT_STALE_SECONDS", default=60)
+# No worker seen for this long (an idle one runs the sweep every minute) while documents
+# wait: the admin and the API say so (documents/workers.py).
+WORKER_STALE_SECONDS = env.int("WORKER_STALE_SECONDS", default=180)
 
 LOGGING = {
     "version": 1,

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from documents.models import Collection, Document
 from documents.pipeline import documents_process_pending
+from documents.progress import batch_create
 from documents.queue import enqueue_documents
 from documents.services import CollectionError, UploadError, collection_create, document_upload
 from ragsite.json_safety import check_json
@@ -65,6 +66,7 @@ class Command(BaseCommand):
         queued: list[tuple[int, int]] = []
         ids: list[int] = []
         failures = duplicates = 0
+        batch = batch_create()  # one run, one batch: the admin shows its progress bar
         for path in tqdm(files, desc="uploading", unit="file", disable=options["verbosity"] < 1):
             try:
                 with path.open("rb") as handle:
@@ -74,6 +76,7 @@ class Command(BaseCommand):
                         file=File(handle, name=path.name),
                         metadata=metadata,
                         enqueue=False,
+                        batch=batch,
                     )
             except UploadError as exc:
                 failures += 1
