@@ -268,6 +268,15 @@ FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
 FILE_UPLOAD_TEMP_DIR = env.str("FILE_UPLOAD_TEMP_DIR", default=str(MEDIA_ROOT / "upload-tmp"))
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(mode=0o750, parents=True, exist_ok=True)
 METADATA_MAX_DEPTH = env.int("METADATA_MAX_DEPTH", default=10)  # nesting of a document's JSON
+# OCR of scanned PDF pages and images (documents/extraction/ocr.py), in the worker only.
+# OCR_LANGUAGES: Tesseract languages for collections whose search language has no mapping
+# (`simple`, custom configurations), e.g. "eng+deu". A page's OCR is stopped after
+# OCR_PAGE_TIMEOUT seconds; a document needing OCR on more than OCR_MAX_PAGES pages fails
+# (the whole task must still fit in TASK_TIMEOUT: a page takes a few seconds).
+OCR = env.bool("OCR", default=True)
+OCR_LANGUAGES = env.str("OCR_LANGUAGES", default="eng")
+OCR_PAGE_TIMEOUT = env.int("OCR_PAGE_TIMEOUT", default=60)
+OCR_MAX_PAGES = env.int("OCR_MAX_PAGES", default=100)
 # Caps per document for spreadsheets, slide decks and e-mail (documents/extraction/): past
 # them the document fails with the reason, instead of exhausting the worker.
 EXTRACTION_MAX_ROWS = env.int("EXTRACTION_MAX_ROWS", default=200_000)  # table rows, all tables

@@ -12,6 +12,7 @@ import re
 import zipfile
 from pathlib import PurePosixPath
 
+from .image import check_image
 from .text import binary_reason, bom_codec, looks_like_markdown
 from .types import ExtractionError
 
@@ -195,7 +196,7 @@ def detect_mime_type(data: bytes, filename: str) -> str:
         return PDF
     for magic, image_type in _IMAGES:
         if head.startswith(magic):
-            return image_type
+            return check_image(data, image_type)  # header and size only, no pixels
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return _zip_type(data, extension)
     if head.startswith(b"{\\rtf"):

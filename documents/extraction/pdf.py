@@ -11,10 +11,25 @@ from __future__ import annotations
 
 import io
 import logging
+import math
+from typing import Any
 
+import pypdfium2 as pdfium
+from PIL import Image
 from pypdf import PageObject, PasswordType, PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError
 
+from .ocr import (
+    MAX_PIXELS,
+    NO_TESSERACT,
+    OCR_OFF,
+    RENDER_DPI,
+    OcrOptions,
+    check_page_count,
+    ocr_image,
+    report,
+    unavailable,
+)
 from .text import Parsed, Segment, clean, one_line, paragraphs
 from .titles import largest_font_line
 from .types import ExtractionError
@@ -25,7 +40,10 @@ ENCRYPTED = "encrypted PDF: cannot read a password-protected file"
 # pypdf needs the optional "cryptography" package for AES; without it even PDFs with an
 # empty user password (copy/print restrictions only) cannot be opened.
 ENCRYPTED_AES = "encrypted PDF: AES encryption is not supported on this server"
-NO_TEXT = "no extractable text (scanned PDF? OCR is not supported)"
+NO_TEXT = "no extractable text (the PDF has no text layer and no scanned pages)"
+NO_TEXT_AFTER_OCR = "no extractable text: OCR found no text on the scanned pages"
+# A page whose text layer has fewer letters and digits than this, and an image, is a scan.
+MIN_TEXT_LAYER_CHARS = 20
 
 _PLACEHOLDER_TITLES = frozenset({"untitled", "(untitled)", "unspecified", "(unspecified)", "title"})
 
@@ -77,7 +95,9 @@ def _title(reader: PdfReader) -> str | None:
     return title or None
 
 
-def parse_pdf(data: bytes) -> Parsed:
+def parse_pdf(data: bytes, ocr: OcrOptions | None = None) -> Parsed:
+    """The text layer page by page; pages without one (scans) are OCR'd when ``ocr`` is
+    given (the worker passes it; see ocr.py). Page numbers stay those of the PDF."""
     reader = _open(data)
     try:
         pages = reader.pages
@@ -87,11 +107,34 @@ def parse_pdf(data: bytes) -> Parsed:
     if page_count == 0:
         raise ExtractionError("corrupt PDF: no pages")
 
+    texts, failure = _text_layer(pages, page_count)
+    scanned = [number for number, text in texts.items() if _is_scanned(text, pages[number - 1])]
+    if scanned:
+        has_text = len(scanned) < len(texts) and any(
+            text.strip() for number, text in texts.items() if number not in scanned
+        )
+        texts.update(read_scanned_pages(data, scanned, ocr, has_text=has_text))
+
     parsed = Parsed(title=_title(reader), page_count=page_count)
+    for number in sorted(texts):
+        for paragraph in paragraphs(clean(texts[number])):
+            parsed.segments.append(Segment(paragraph, page=number))
+    if not any(segment.text.strip() for segment in parsed.segments):
+        if failure is not None:
+            raise _error(failure)
+        raise ExtractionError(NO_TEXT_AFTER_OCR if scanned else NO_TEXT)
+    if parsed.title is None:
+        parsed.title = _first_page_heading(pages[0])
+    return parsed
+
+
+def _text_layer(pages: Any, page_count: int) -> tuple[dict[int, str], Exception | None]:
+    """{page number: text} of the pages pypdf can read, and the last page error."""
+    texts: dict[int, str] = {}
     failure: Exception | None = None
     for number in range(1, page_count + 1):
         try:
-            text = pages[number - 1].extract_text()
+            texts[number] = pages[number - 1].extract_text() or ""
         except (DependencyError, FileNotDecryptedError) as exc:
             raise _error(exc) from exc  # the same for every page: stop here
         except Exception as exc:
@@ -99,17 +142,80 @@ def parse_pdf(data: bytes) -> Parsed:
             # whole document; it is logged and skipped.
             logger.warning("PDF page %d unreadable: %s", number, exc)
             failure = exc
-            continue
-        for paragraph in paragraphs(clean(text or "")):
-            parsed.segments.append(Segment(paragraph, page=number))
+    return texts, failure
 
-    if not any(segment.text.strip() for segment in parsed.segments):
-        if failure is not None:
-            raise _error(failure)
-        raise ExtractionError(NO_TEXT)
-    if parsed.title is None:
-        parsed.title = _first_page_heading(pages[0])
-    return parsed
+
+def _is_scanned(text: str, page: PageObject) -> bool:
+    """A page with (almost) no text layer that shows an image: a scan. A scanner's stamp
+    or a page number is not a text layer; a blank page without images needs no OCR."""
+    if sum(character.isalnum() for character in text) >= MIN_TEXT_LAYER_CHARS:
+        return False
+    try:
+        return _has_image(page.get("/Resources"), depth=0)
+    except Exception:  # damaged resources: try OCR rather than lose the page
+        return True
+
+
+def _has_image(resources: Any, *, depth: int) -> bool:
+    # Scanners and OCR tools sometimes wrap the page image in a form XObject.
+    if depth > 3 or resources is None:
+        return False
+    xobjects = resources.get_object().get("/XObject")
+    if xobjects is None:
+        return False
+    for reference in xobjects.get_object().values():
+        xobject = reference.get_object()
+        subtype = xobject.get("/Subtype")
+        if subtype == "/Image":
+            return True
+        if subtype == "/Form" and _has_image(xobject.get("/Resources"), depth=depth + 1):
+            return True
+    return False
+
+
+def read_scanned_pages(
+    data: bytes, numbers: list[int], ocr: OcrOptions | None, *, has_text: bool
+) -> dict[int, str]:
+    """{page number: OCR text} of the scanned pages. When OCR cannot run, a PDF with text
+    on other pages keeps those (as before OCR existed); one without fails with the reason."""
+    reason = unavailable(ocr, off=OCR_OFF, no_binary=NO_TESSERACT)
+    if reason is not None or ocr is None:
+        if not has_text:
+            raise ExtractionError(reason or OCR_OFF)
+        logger.warning("%d scanned PDF pages left unread: %s", len(numbers), reason)
+        return {}
+    check_page_count(len(numbers), ocr, what="scanned PDF")
+    # pypdf reads text; rendering needs a rasteriser: PDFium (pypdfium2, Apache/BSD).
+    try:
+        document = pdfium.PdfDocument(data)
+    except Exception as exc:  # PdfiumError: damaged beyond what PDFium repairs
+        reason = f"corrupt PDF: cannot render its scanned pages ({_short(exc)})"
+        raise ExtractionError(reason) from exc
+    try:
+        texts: dict[int, str] = {}
+        report(ocr, 0, len(numbers))
+        for done, number in enumerate(numbers, start=1):
+            texts[number] = ocr_image(_render(document, number), ocr, page=number)
+            report(ocr, done, len(numbers))
+        return texts
+    finally:
+        document.close()
+
+
+def _render(document: pdfium.PdfDocument, number: int) -> Image.Image:
+    """Page ``number`` as a grayscale image at RENDER_DPI, smaller if that would exceed
+    MAX_PIXELS (a page can claim to be metres wide)."""
+    try:
+        page = document[number - 1]
+        try:
+            width, height = page.get_size()  # in points, 1/72 inch
+            scale = min(RENDER_DPI / 72, math.sqrt(MAX_PIXELS / max(width * height, 1.0)))
+            image: Image.Image = page.render(scale=scale, grayscale=True).to_pil()
+            return image
+        finally:
+            page.close()
+    except Exception as exc:
+        raise ExtractionError(f"corrupt PDF: cannot render page {number} ({_short(exc)})") from exc
 
 
 def _first_page_heading(page: PageObject) -> str | None:
