@@ -1,4 +1,5 @@
-"""Text extraction for ingestion: PDF, DOCX, HTML, Markdown and plain text.
+"""Text extraction for ingestion: PDF, DOCX, PPTX, XLSX/CSV, ODT/ODS/ODP, EPUB, RTF, e-mail,
+HTML, Markdown and plain text.
 
     from documents.extraction import extract, ExtractionError
 
@@ -13,10 +14,11 @@ structure (headings, heading paths, PDF page numbers).
 
 from .detect import SUPPORTED_MIME_TYPES, detect_mime_type
 from .extract import extract
-from .types import Block, ExtractedText, ExtractionError
+from .types import Attachment, Block, ExtractedText, ExtractionError
 
 __all__ = [
     "SUPPORTED_MIME_TYPES",
+    "Attachment",
     "Block",
     "ExtractedText",
     "ExtractionError",
