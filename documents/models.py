@@ -182,6 +182,10 @@ class Document(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    # The e-mail message an attachment came in: deleting the message deletes it.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
+    )
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     updated = models.DateTimeField(auto_now=True)
 

@@ -42,6 +42,7 @@ from documents.lifecycle import (
 from documents.models import Chunk, Document, PendingChunk
 from documents.outage import until_database_returns
 from documents.progress import EMBEDDING, progress_report_many
+from documents.services import document_attachments_ingest
 
 # A task waits for a restarted database until this long before django-q2's time limit,
 # then gives up and leaves its documents to the broker's re-delivery.
@@ -157,6 +158,10 @@ def _prepare(document: Document, config: ChunkingConfig) -> _Work:
     if not document.title and extracted.title:
         document.title = extracted.title[:500]
     document.mime_type = extracted.mime_type
+    # What the file says of itself (author, date, sender); what the uploader set wins.
+    document.metadata = {**extracted.metadata, **document.metadata}
+    if extracted.attachments:
+        document_attachments_ingest(parent=document, attachments=extracted.attachments)
     fingerprint = content_fingerprint(document.sha256, config)
     # Rows of an earlier, different run (content or settings changed) are stale.
     PendingChunk.objects.filter(document=document).exclude(fingerprint=fingerprint).delete()
@@ -268,6 +273,7 @@ def _finalize(works: list[_Work]) -> list[_Work]:
                 "page_count",
                 "title",
                 "mime_type",
+                "metadata",
             ],
         )
     return done

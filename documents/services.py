@@ -18,7 +18,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from documents.extraction import ExtractionError, detect_mime_type
+from documents.extraction import Attachment, ExtractionError, detect_mime_type
+from documents.extraction.detect import EML
 from documents.keyword_index import keyword_lock_collections, keyword_unindex_documents
 from documents.lifecycle import document_requeue_if_failed
 from documents.models import Chunk, Collection, CollectionGrant, Document, UploadBatch
@@ -289,6 +290,46 @@ def document_upload(
 
 
 @transaction.atomic
+def document_attachments_ingest(
+    *, parent: Document, attachments: list[Attachment]
+) -> list[Document]:
+    """Upload an e-mail's attachments as documents of their own, into the parent's
+    collection, each recording the message as its parent. Nested messages and files of
+    an unsupported type are skipped (named in the parent's metadata); each attachment is
+    held to the upload limit. A file the collection already holds stays as it is."""
+    created: list[Document] = []
+    skipped: list[str] = []
+    for attachment in attachments:
+        try:
+            _check_attachment(attachment)
+            result = document_upload(
+                collection=parent.collection,
+                user=None,
+                file=ContentFile(attachment.data, name=attachment.filename),
+                metadata={"attachment_of": parent.pk},
+            )
+        except UploadError as exc:
+            skipped.append(f"{attachment.filename}: {exc}")
+            continue
+        if not result.duplicate:
+            Document.objects.filter(pk=result.document.pk).update(parent=parent)
+            created.append(result.document)
+    if skipped:
+        parent.metadata = {**parent.metadata, "skipped_attachments": skipped}
+    return created
+
+
+def _check_attachment(attachment: Attachment) -> None:
+    if len(attachment.data) > settings.MAX_UPLOAD_BYTES:
+        raise UploadError(f"larger than the upload limit of {settings.MAX_UPLOAD_BYTES} bytes")
+    try:
+        mime_type = detect_mime_type(attachment.data, attachment.filename)
+    except ExtractionError as exc:
+        raise UploadError(str(exc)) from exc
+    if mime_type == EML:
+        raise UploadError("nested messages are not expanded")
+
+
 def document_update(
     *, document: Document, title: str | None = None, metadata: dict[str, Any] | None = None
 ) -> Document:
@@ -351,11 +392,18 @@ def document_delete(*, document: Document) -> None:
         locked = Document.objects.select_for_update().filter(pk=document.pk).first()
         if locked is None:
             return
-        keyword_unindex_documents(document_ids=[document.pk])
-        name = document.original.name
+        # Its attachments (documents/extraction/eml.py) go with it, by the cascade.
+        family = [document, *Document.objects.filter(parent=document).order_by("pk")]
+        keyword_unindex_documents(document_ids=[member.pk for member in family])
+        names = [member.original.name for member in family if member.original.name]
         storage = document.original.storage
         document.delete()
-        transaction.on_commit(lambda: storage.delete(name) if name else None)
+
+        def delete_files() -> None:
+            for name in names:
+                storage.delete(name)
+
+        transaction.on_commit(delete_files)
 
 
 def collection_delete(*, collection: Collection) -> None:
