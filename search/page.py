@@ -16,6 +16,7 @@ from django.http import QueryDict
 from documents.citations import document_url, pages_label
 from documents.models import Document
 from documents.selectors import User, collection_list_readable, document_list_readable
+from documents.viewer import search_state, viewer_url
 from search.forms import MODE_LABELS, SearchForm
 from search.rag import (
     CITATION,
@@ -34,6 +35,7 @@ from search.retrieval import (
     SearchTimeout,
     search,
 )
+from search.snippets import SnippetSource, passage_snippets
 
 PAGE_SIZE = 10
 UPLOAD_URL = "/admin/documents/document/upload/"
@@ -64,6 +66,7 @@ class ResultCard:
     pages: str
     collection_name: str
     heading: str
+    snippet: str  # HTML: escaped, with query terms in <mark>
     legs: list[LegExplanation]
     fused: str  # how the final score came about
 
@@ -158,14 +161,24 @@ def explain(result: SearchResult, *, mode: str) -> tuple[list[LegExplanation], s
     return legs, f"{result.score:.4f} = " + " + ".join(terms) + " (reciprocal rank fusion)"
 
 
-def result_card(result: SearchResult, *, mode: str, collection_names: dict[str, str]) -> ResultCard:
+def result_card(
+    result: SearchResult,
+    *,
+    mode: str,
+    collection_names: dict[str, str],
+    snippet: str | None = None,
+    back: str = "",
+) -> ResultCard:
+    """A result as the page shows it; `snippet` replaces the search's own (ts_headline)
+    snippet, `back` is the search's state for the document page's way back."""
     legs, fused = explain(result, mode=mode)
     return ResultCard(
         result=result,
-        url=document_url(result.document_id, result.chunk_id),
+        url=viewer_url(result.document_id, result.chunk_id, back=back),
         pages=pages_label(result.first_page, result.last_page),
         collection_name=collection_names.get(result.collection, result.collection),
         heading=" › ".join(result.heading_path),
+        snippet=result.snippet if snippet is None else snippet,
         legs=legs,
         fused=fused,
     )
@@ -185,9 +198,15 @@ def pagination(data: QueryDict, *, number: int, total: int) -> Pagination | None
     )
 
 
-def result_count_label(total: int) -> str:
+def result_count_label(total: int, *, mode: str = "hybrid") -> str:
     """`total` counts the candidates both legs found (each capped at its depth), so past
-    the depth it is a lower bound."""
+    the depth it is a lower bound. In semantic mode every passage is a candidate, ranked
+    by closeness: the count says how many the ranking covers, not how many matched."""
+    if mode == "semantic":
+        depth = settings.SEARCH_DEFAULTS["semantic_depth"]
+        if total >= depth:
+            return f"Top {depth} passages by meaning"
+        return f"{total} passage{'' if total == 1 else 's'} ranked by meaning"
     depth = min(
         settings.SEARCH_DEFAULTS["keyword_depth"], settings.SEARCH_DEFAULTS["semantic_depth"]
     )
@@ -277,6 +296,28 @@ def search_page_context(*, data: QueryDict, user: User, ask: bool = False) -> di
     return context
 
 
+def _cards(
+    results: list[SearchResult], *, params: SearchParams, data: QueryDict, names: dict[str, str]
+) -> list[ResultCard]:
+    """The cards; a result the keyword leg did not find (all of them in semantic mode) gets
+    the passage of its chunk that best matches the query as its snippet (search/snippets.py)."""
+    picked = passage_snippets(
+        params.query,
+        [
+            SnippetSource(r.chunk_id, r.text)
+            for r in results
+            if params.mode == "semantic" or r.keyword_rank is None
+        ],
+    )
+    back = search_state(data)
+    return [
+        result_card(
+            r, mode=params.mode, collection_names=names, snippet=picked.get(r.chunk_id), back=back
+        )
+        for r in results
+    ]
+
+
 def _search_results(
     form: SearchForm, *, data: QueryDict, user: User, collection_names: dict[str, str]
 ) -> dict[str, Any]:
@@ -302,16 +343,13 @@ def _search_results(
         form.add_error(None, _sentence(str(exc)))
         return {}
     elapsed_ms = (time.perf_counter() - started) * 1000
-    cards = [
-        result_card(result, mode=params.mode, collection_names=collection_names)
-        for result in response.results
-    ]
+    cards = _cards(response.results, params=params, data=data, names=collection_names)
     return {
         "searched": True,
         "query": params.query,
         "mode_label": MODE_LABELS[params.mode],
         "cards": cards,
-        "count_label": result_count_label(response.total),
+        "count_label": result_count_label(response.total, mode=params.mode),
         "elapsed_ms": elapsed_ms,
         "first_position": offset + 1,
         "last_position": offset + len(cards),

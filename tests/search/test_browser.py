@@ -266,7 +266,7 @@ def test_upload_in_admin_then_find_read_and_download_from_the_search_page(
 
     # The result opens the document at the cited chunk, highlighted and scrolled to.
     first.get_by_role("link", name="Volcanoes").click()
-    expect(page).to_have_url(re.compile(r"/documents/\d+/\?chunk=(\d+)#chunk-\1$"))
+    expect(page).to_have_url(re.compile(r"/documents/\d+/\?chunk=(\d+)&back=[^#]+#chunk-\1$"))
     cited = page.locator(".chunk.cited")
     expect(cited).to_have_count(1)
     expect(cited).to_contain_text("Pyroclastic flows are avalanches")

@@ -72,7 +72,9 @@ def test_search_shows_highlighted_results_linking_to_the_cited_chunk(
         "Oceans cover most of the Earth and hold salt water.",
     ]
     chunk = Chunk.objects.get(document=corpus["volcano"])
-    link = f'href="/documents/{corpus["volcano"].pk}/?chunk={chunk.pk}#chunk-{chunk.pk}"'
+    # The link carries the search (`back`) for the document page's way back to it.
+    back = "back=q%3Dvolcano%2Blava"
+    link = f'href="/documents/{corpus["volcano"].pk}/?chunk={chunk.pk}&amp;{back}#chunk-{chunk.pk}"'
     assert link in page
     assert "<mark>Volcanoes</mark> erupt <mark>lava</mark>" in page
     assert "<strong>2 results</strong>" in page and re.search(r'class="timing">\d+ ms<', page)
