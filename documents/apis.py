@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.db.models import QuerySet
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpRequest
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -327,25 +327,54 @@ class DocumentViewSet(
             raise StateConflict(exc) from exc
         return Response(self.get_serializer(document).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(responses={(200, "application/octet-stream"): bytes, **ERRORS})
+    @extend_schema(
+        summary="Download the stored original",
+        parameters=[
+            OpenApiParameter(
+                "inline",
+                bool,
+                description="1: show a PDF or text file in the browser (its own type, "
+                "Content-Disposition inline); other types stay attachments.",
+            )
+        ],
+        responses={(200, "application/octet-stream"): bytes, **ERRORS},
+    )
     @action(detail=True, methods=["get"])
     def original(self, request: Request, pk: str) -> FileResponse:
-        """Download the stored original, as an attachment."""
+        """The stored original, as an attachment; with `?inline=1` a PDF or text file is
+        served with its own type to be shown in place."""
         document = self.get_object()
-        return original_file_response(document)
+        return original_file_response(document, inline=wants_inline(request))
 
 
-def original_file_response(document: Document) -> FileResponse:
-    """The original as a download that a browser never renders in our origin."""
+# What a browser may show in place when the caller asks for it (`?inline=1`), by the type
+# detected from the content at ingestion: PDFs, and text shown as text (Markdown too, never
+# rendered). Everything else, HTML above all, is only ever a download.
+INLINE_CONTENT_TYPES = {
+    "application/pdf": "application/pdf",
+    "text/plain": "text/plain",
+    "text/markdown": "text/plain",
+}
+
+
+def wants_inline(request: HttpRequest | Request) -> bool:
+    return request.GET.get("inline") in ("1", "true", "yes")
+
+
+def original_file_response(document: Document, *, inline: bool = False) -> FileResponse:
+    """The stored original: shown in place for the safe types when ``inline`` is asked
+    for, otherwise a download. Either way the sandbox CSP and ``nosniff`` keep a browser
+    from running anything in our origin."""
     try:
         handle = document.original.open("rb")
     except FileNotFoundError as exc:
         raise Http404("the stored original is missing") from exc
+    shown_as = INLINE_CONTENT_TYPES.get(document.mime_type) if inline else None
     response = FileResponse(
         handle,
-        as_attachment=True,
+        as_attachment=shown_as is None,
         filename=document.source_name or "document",
-        content_type="application/octet-stream",
+        content_type=shown_as or "application/octet-stream",
     )
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
