@@ -10,11 +10,14 @@ from collections.abc import Callable
 from . import detect
 from .docx import parse_docx
 from .eml import parse_eml
+from .epub import parse_epub
 from .html import parse_html
 from .image import parse_image
 from .ocr import OcrOptions
+from .odf import parse_odf
 from .pdf import NO_TEXT, parse_pdf
 from .pptx import parse_pptx
+from .rtf import parse_rtf
 from .spreadsheet import parse_csv, parse_xlsx
 from .tables import RowSegment
 from .text import Parsed, one_line, parse_markdown, parse_plain, tidy
@@ -39,6 +42,11 @@ _PARSERS: dict[str, tuple[str, Callable[[bytes], Parsed]]] = {
     detect.CSV: ("CSV file", parse_csv),
     detect.PPTX: ("PPTX", parse_pptx),
     detect.EML: ("e-mail message", parse_eml),
+    detect.ODT: ("OpenDocument text", parse_odf),
+    detect.ODS: ("OpenDocument spreadsheet", parse_odf),
+    detect.ODP: ("OpenDocument presentation", parse_odf),
+    detect.EPUB: ("EPUB", parse_epub),
+    detect.RTF: ("RTF document", parse_rtf),
 }
 
 # Parsers that read scanned pages when given OCR options (only the worker passes them).

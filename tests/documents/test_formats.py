@@ -217,3 +217,180 @@ def test_nested_messages_are_not_expanded(db: None, ingest: Any) -> None:
     assert document.status == "ready", document.error
     assert not Document.objects.filter(parent=document).exists()
     assert "nested messages" in document.metadata["skipped_attachments"][0]
+
+
+# --- OpenDocument, EPUB, RTF --------------------------------------------------------------
+
+
+def _odf_bytes(document: Any) -> bytes:
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def _odf_table(rows: list[list[str]], name: str = "Table1") -> Any:
+    from odf.table import Table, TableCell, TableRow
+    from odf.text import P
+
+    table = Table(name=name)
+    for row in rows:
+        table_row = TableRow()
+        table.addElement(table_row)
+        for value in row:
+            cell = TableCell()
+            cell.addElement(P(text=value))
+            table_row.addElement(cell)
+    return table
+
+
+def make_odt() -> bytes:
+    from odf import dc, meta
+    from odf.opendocument import OpenDocumentText
+    from odf.text import H, P
+
+    document = OpenDocumentText()
+    document.meta.addElement(dc.Title(text="Field guide"))
+    document.meta.addElement(meta.InitialCreator(text="Mary Anning"))
+    document.text.addElement(H(outlinelevel=1, text="Fossils"))
+    document.text.addElement(P(text="Ammonites are common on the beach."))
+    document.text.addElement(_odf_table([["Site", "Age"], ["Lyme", "Jurassic"]]))
+    return _odf_bytes(document)
+
+
+def make_ods() -> bytes:
+    from odf.opendocument import OpenDocumentSpreadsheet
+
+    document = OpenDocumentSpreadsheet()
+    document.spreadsheet.addElement(_odf_table([["Part", "Price"], ["Gear", "12"]], "Costs"))
+    return _odf_bytes(document)
+
+
+def make_odp() -> bytes:
+    from odf.draw import Frame, Page, TextBox
+    from odf.opendocument import OpenDocumentPresentation
+    from odf.presentation import Notes
+    from odf.style import MasterPage, PageLayout
+    from odf.text import P
+
+    document = OpenDocumentPresentation()
+    layout = PageLayout(name="layout")
+    document.automaticstyles.addElement(layout)
+    master = MasterPage(name="master", pagelayoutname=layout)
+    document.masterstyles.addElement(master)
+
+    def frame(text: str, **attributes: Any) -> Any:
+        shape = Frame(width="10cm", height="2cm", x="1cm", y="1cm", **attributes)
+        box = TextBox()
+        box.addElement(P(text=text))
+        shape.addElement(box)
+        return shape
+
+    for number in (1, 2):
+        page = Page(masterpagename=master)
+        document.presentation.addElement(page)
+        page.addElement(frame(f"Slide {number}", attributes={"class": "title"}))
+        page.addElement(frame(f"Body of slide {number}"))
+        notes = Notes()
+        notes.addElement(frame(f"Speaker note {number}"))
+        page.addElement(notes)
+    return _odf_bytes(document)
+
+
+def make_epub() -> bytes:
+    chapter = (
+        '<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml">'
+        "<head><title>{title}</title></head><body><p>{body}</p></body></html>"
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as book:
+        book.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
+        book.writestr(
+            "META-INF/container.xml",
+            '<?xml version="1.0"?><container version="1.0" '
+            'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
+            '<rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/>'
+            "</rootfiles></container>",
+        )
+        book.writestr(
+            "OEBPS/content.opf",
+            '<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0">'
+            '<metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>Sea Stories'
+            "</dc:title><dc:creator>Herman Melville</dc:creator></metadata><manifest>"
+            '<item id="c2" href="text/two.xhtml" media-type="application/xhtml+xml"/>'
+            '<item id="c1" href="text/one.xhtml" media-type="application/xhtml+xml"/>'
+            '</manifest><spine><itemref idref="c1"/><itemref idref="c2"/></spine></package>',
+        )
+        book.writestr(
+            "OEBPS/text/one.xhtml", chapter.format(title="Loomings", body="Call me Ishmael.")
+        )
+        book.writestr(
+            "OEBPS/text/two.xhtml",
+            chapter.format(title="The Carpet-Bag", body="I stuffed a shirt."),
+        )
+    return buffer.getvalue()
+
+
+RTF = (
+    rb"{\rtf1\ansi{\fonttbl\f0\fswiss Helvetica;}\f0\pard "
+    rb"Invoice for \b pumps\b0 .\par Paid in full.\par}"
+)
+
+
+def test_odt_headings_paragraphs_tables_and_metadata() -> None:
+    result = extract(make_odt(), filename="guide.odt")
+    assert result.mime_type == detect.ODT and result.title == "Field guide"
+    assert result.metadata["author"] == "Mary Anning"
+    assert (
+        result.text
+        == "Fossils\n\nAmmonites are common on the beach.\n\nSite | Age\n\nLyme | Jurassic"
+    )
+    assert result.blocks[0].is_heading
+    assert result.blocks[-1].heading_path == ("Fossils", "Site | Age")
+
+
+def test_ods_sheets_are_sections_of_rows() -> None:
+    result = extract(make_ods(), filename="costs.bin")
+    assert result.mime_type == detect.ODS
+    assert result.text == "Costs\n\nPart | Price\n\nGear | 12"
+    assert result.blocks[-1].table_row
+
+
+def test_odp_slides_are_pages_with_titles_and_notes() -> None:
+    result = extract(make_odp(), filename="talk.odp")
+    assert result.mime_type == detect.ODP and result.page_count == 2
+    blocks = {result.text[b.start : b.end]: b for b in result.blocks}
+    assert blocks["Slide 2"].is_heading and blocks["Slide 2"].page == 2
+    assert blocks["Body of slide 2"].heading_path == ("Slide 2",)
+    assert "Notes: Speaker note 1" in blocks
+
+
+def test_epub_chapters_in_spine_order_as_headings() -> None:
+    result = extract(make_epub(), filename="book.zip")
+    assert result.mime_type == detect.EPUB
+    assert result.title == "Sea Stories" and result.metadata["author"] == "Herman Melville"
+    assert result.text == "Loomings\n\nCall me Ishmael.\n\nThe Carpet-Bag\n\nI stuffed a shirt."
+    assert result.blocks[3].heading_path == ("The Carpet-Bag",)
+
+
+def test_rtf_text_without_control_words() -> None:
+    result = extract(RTF, filename="invoice.doc")
+    assert result.mime_type == detect.RTF
+    assert "Invoice for pumps" in result.text and "Paid in full." in result.text
+    assert "\\par" not in result.text and "Helvetica" not in result.text
+
+
+OPEN_BUILDERS = {"a.odt": make_odt, "b.ods": make_ods, "c.odp": make_odp, "d.epub": make_epub}
+
+
+@pytest.mark.parametrize("name", OPEN_BUILDERS)
+def test_damaged_and_hostile_open_formats_fail_clearly(name: str) -> None:
+    data = OPEN_BUILDERS[name]()
+    with pytest.raises(ExtractionError, match=r"corrupt|damaged"):
+        extract(data[: len(data) // 2], filename=name)
+    main = "content.xml" if name != "d.epub" else "OEBPS/content.opf"
+    original = zipfile.ZipFile(io.BytesIO(data)).read(main)
+    with pytest.raises(ExtractionError, match="possible zip bomb"):
+        extract(_rezip(data, {main: original + b" " * (300 << 20)}), filename=name)
+    laughs = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "lol">]><x>&a;</x>'
+    with pytest.raises(ExtractionError, match="declares XML entities"):
+        extract(_rezip(data, {main: laughs}), filename=name)
