@@ -1,8 +1,12 @@
 """gunicorn settings for production (docker-compose.yml's `web` service).
 
 Threads rather than extra processes: each process loads the embedding model for query
-embeddings (~100 MB), and threads let one slow request (a long upload, a streamed
-answer) run without blocking the others.
+embeddings (the int8 ONNX export by default, without torch), and threads let one slow
+request (a long upload, a streamed answer) run without blocking the others.
+
+The workers share the cores: each gives the model EMBEDDING_THREADS threads, by default
+the cores divided by the workers (onnxruntime and torch would each take every core per
+process, and the workers' queries would then wait on each other's threads).
 
 Streamed answers (/api/v1/ask/ with "stream": true) each hold one thread while the model
 writes, so WORKERS x THREADS is also the number of answers streaming at once (plus the
@@ -18,6 +22,9 @@ bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 worker_class = "gthread"  # not "sync": one stream would block its whole process
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+os.environ.setdefault(
+    "EMBEDDING_THREADS", str(max(1, len(os.sched_getaffinity(0)) // max(1, workers)))
+)
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = 30
 keepalive = 5
@@ -28,8 +35,10 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
 def post_worker_init(worker: object) -> None:
     """Load the embedding model before the first request instead of during it.
 
-    Only the served processes pay for it; `manage.py` commands stay light.
+    Only the served processes pay for it; `manage.py` commands stay light. A model that
+    does not load (no ONNX export: `manage.py prepare_models`) leaves the worker up with
+    /readyz answering 503 and the reason, rather than restarting it in a loop.
     """
-    from documents.embedding import get_model
+    from documents.embedding import preload
 
-    get_model()
+    preload(background=False)

@@ -102,6 +102,11 @@ def _prepare() -> None:
     _migrate_if_needed()
     _collectstatic_if_changed()
     connection.close()
+    # The int8 ONNX export of the embedding model (EMBEDDING_BACKEND=onnx): about a minute
+    # the first time, then only a check; never inside a web request.
+    from django.core.management import call_command
+
+    call_command("prepare_models", verbosity=0)
 
 
 @contextlib.contextmanager
@@ -140,12 +145,13 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _spawn(args: list[str]) -> subprocess.Popen[bytes]:
+def _spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     # Own process group: one killpg reaches the worker's pool too, and a terminal's Ctrl-C
     # does not reach it behind our back (we send exactly one SIGTERM).
     return subprocess.Popen(
         [sys.executable, str(MANAGE), *args],
         stdin=subprocess.DEVNULL,
+        env={**os.environ, **env} if env else None,
         process_group=0,
         preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )
@@ -214,8 +220,13 @@ def _supervise(host: str, port: int, stop: _StopRequest) -> int:
     from django.core.management import call_command
     from django.core.management.base import SystemCheckError
 
+    # EMBEDDING_PRELOAD: ragsite/wsgi.py loads the model as the server starts (/readyz
+    # is 503 until then), so the first search is as fast as the tenth.
     children = {
-        "web server": _spawn(["runserver", f"{host}:{port}", "--noreload", "--skip-checks"])
+        "web server": _spawn(
+            ["runserver", f"{host}:{port}", "--noreload", "--skip-checks"],
+            env={"EMBEDDING_PRELOAD": "1"},
+        )
     }
     print(
         f"Web server on http://{host}:{port}/ (admin at /admin/). Ctrl-C stops it all.", flush=True

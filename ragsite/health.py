@@ -8,6 +8,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from documents.embedding import readiness
 from ragsite.unavailable import RETRY_AFTER_SECONDS
 
 
@@ -27,6 +28,9 @@ def readyz(request: HttpRequest) -> JsonResponse:
         return _unready("database unavailable")
     if pending:
         return _unready("migrations pending")
+    model_problem = readiness()
+    if model_problem:  # a served process still loading its model (documents/embedding)
+        return _unready(model_problem)
     return JsonResponse({"status": "ok"})
 
 

@@ -253,6 +253,15 @@ EMBEDDING_MODEL_NAME = env.str("EMBEDDING_MODEL_NAME", default="all-MiniLM-L6-v2
 EMBEDDING_MODEL_PATH = env.str("EMBEDDING_MODEL_PATH", default="")
 EMBEDDING_DIMENSIONS = 384  # fixed by the vector(384) column; see README on model changes
 EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=64)
+# onnx: the weights exported to int8 ONNX by `manage.py prepare_models`, run without torch
+# (documents/embedding/); torch: the fp32 weights through sentence-transformers.
+EMBEDDING_BACKEND = env.str("EMBEDDING_BACKEND", default="onnx")
+EMBEDDING_ONNX_DIR = env.str("EMBEDDING_ONNX_DIR", default="") or str(VAR_DIR / "models")
+# An export agreeing this well with fp32 (mean cosine) keeps the fp32 model name.
+EMBEDDING_ONNX_MIN_AGREEMENT = env.float("EMBEDDING_ONNX_MIN_AGREEMENT", default=0.99)
+# Threads per process for onnxruntime / torch; 0: every core (gunicorn.conf.py divides them).
+EMBEDDING_THREADS = env.int("EMBEDDING_THREADS", default=0)
+EMBEDDING_QUERY_CACHE_SIZE = env.int("EMBEDDING_QUERY_CACHE_SIZE", default=1024)
 CHUNK_MAX_TOKENS = env.int("CHUNK_MAX_TOKENS", default=200)
 CHUNK_OVERLAP_TOKENS = env.int("CHUNK_OVERLAP_TOKENS", default=30)
 CHUNK_CONTEXT_HEADER = env.bool("CHUNK_CONTEXT_HEADER", default=True)

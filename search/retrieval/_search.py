@@ -12,7 +12,7 @@ from django.db import OperationalError, connection, transaction
 from psycopg.errors import QueryCanceled
 
 from documents.citations import display_title
-from documents.embedding import active_model_name, embed_query
+from documents.embedding import embed_query, search_model_name
 from search.retrieval._query import ParsedQuery, parse_query
 from search.retrieval._sql import (
     MARK_END,
@@ -132,7 +132,7 @@ def _sql_params(
         "keyword_depth": params.keyword_depth,
         "semantic_depth": params.semantic_depth,
         "embedding": _vector_literal(embedding) if embedding is not None else None,
-        "model": active_model_name(),
+        "model": search_model_name(),
         "exact_max_chunks": settings.SEARCH_EXACT_MAX_CHUNKS,
         "rrf_k": float(params.rrf_k),
         "keyword_weight": float(params.keyword_weight),

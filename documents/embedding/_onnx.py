@@ -1,0 +1,93 @@
+"""EMBEDDING_BACKEND=onnx (the default): the int8 export run by onnxruntime.
+
+Tokenizing (`tokenizers`), mean pooling over the attention mask and normalising are done
+here, as sentence-transformers would, so that neither torch nor sentence-transformers is
+imported: a web worker stays small and its queries do not share threads with torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from tokenizers import Tokenizer
+
+from documents.embedding._manifest import PREPARE_HINT, find_export
+from documents.embedding._source import EmbeddingError, thread_count
+from documents.tokenizer import MODEL_MAX_TOKENS
+
+
+class OnnxBackend:
+    kind = "onnx"
+
+    def __init__(self, path: str, model_file: Path, *, agreement_mean: float | None) -> None:
+        self.path = path
+        # None: a file checked elsewhere (the export's own agreement run).
+        self.agreement_mean = agreement_mean
+        try:
+            import onnxruntime
+
+            options = onnxruntime.SessionOptions()
+            # Explicit: onnxruntime's default is every core per session, per process.
+            options.intra_op_num_threads = thread_count()
+            options.inter_op_num_threads = 1
+            options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+            self.session = onnxruntime.InferenceSession(
+                str(model_file), options, providers=["CPUExecutionProvider"]
+            )
+            self.tokenizer = _tokenizer(path)
+        except Exception as exc:  # a file that passed the checksum but does not load
+            raise EmbeddingError(
+                f"cannot load embedding model from {path}: the ONNX export "
+                f"{model_file} does not load ({exc}); {PREPARE_HINT}"
+            ) from exc
+        self.input_names = {node.name for node in self.session.get_inputs()}
+
+    @classmethod
+    def for_model(cls, path: str) -> OnnxBackend:
+        """The backend over the prepared export of ``path``'s weights (EmbeddingError naming
+        `manage.py prepare_models` if it is missing or damaged)."""
+        export = find_export(path)
+        return cls(path, export.model_file, agreement_mean=export.agreement_mean)
+
+    def embed(self, texts: list[str], batch_size: int) -> np.ndarray:
+        # Batches of similar lengths pad less (sentence-transformers does the same).
+        order = np.argsort([-len(text) for text in texts], kind="stable")
+        vectors = np.empty((len(texts), settings.EMBEDDING_DIMENSIONS), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            batch = order[start : start + batch_size]
+            vectors[batch] = self._embed_batch([texts[i] for i in batch])
+        return vectors
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(texts)
+        feeds = {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+        }
+        (hidden,) = self.session.run(
+            ["last_hidden_state"], {k: v for k, v in feeds.items() if k in self.input_names}
+        )
+        return mean_pool_normalise(hidden, feeds["attention_mask"])
+
+
+def mean_pool_normalise(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    """sentence-transformers' Pooling(mean) + Normalize: the mean of the token vectors the
+    mask keeps, scaled to unit length."""
+    mask = attention_mask[..., None].astype(np.float32)
+    summed = (hidden.astype(np.float32) * mask).sum(axis=1)
+    pooled = summed / np.clip(mask.sum(axis=1), 1e-9, None)
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+def _tokenizer(path: str) -> Tokenizer:
+    """The model's tokenizer as the model reads: truncated to MODEL_MAX_TOKENS (special
+    tokens included, like sentence-transformers' max_seq_length) and padded per batch."""
+    tokenizer = Tokenizer.from_file(f"{path}/tokenizer.json")
+    tokenizer.enable_truncation(max_length=MODEL_MAX_TOKENS)
+    pad_id = tokenizer.token_to_id("[PAD]")
+    tokenizer.enable_padding(pad_id=pad_id if pad_id is not None else 0, pad_token="[PAD]")
+    return tokenizer

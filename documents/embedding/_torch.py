@@ -1,0 +1,52 @@
+"""EMBEDDING_BACKEND=torch: the fp32 weights through sentence-transformers.
+
+Kept for comparison and for models without an ONNX export. Only this module imports torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from django.conf import settings
+
+from documents.embedding._source import EmbeddingError, thread_count
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+
+class TorchBackend:
+    kind = "torch"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            import torch
+
+            # Explicit, before the first forward pass: the default is every core, which
+            # several processes on one machine (or onnxruntime in this one) then fight over.
+            torch.set_num_threads(thread_count())
+            from sentence_transformers import SentenceTransformer
+
+            self.model: SentenceTransformer = SentenceTransformer(
+                path, device="cpu", local_files_only=True
+            )
+        except Exception as exc:  # any load failure is reported the same way
+            raise EmbeddingError(f"cannot load embedding model from {path}: {exc}") from exc
+        dims = self.model.get_embedding_dimension()
+        if dims != settings.EMBEDDING_DIMENSIONS:
+            raise EmbeddingError(
+                f"model {path} has {dims} dimensions, the database stores "
+                f"{settings.EMBEDDING_DIMENSIONS}"
+            )
+
+    def embed(self, texts: list[str], batch_size: int) -> np.ndarray:
+        vectors = self.model.encode(
+            texts,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
