@@ -28,6 +28,17 @@ def embedded_postgres() -> Any:
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _embedding_export() -> None:
+    """EMBEDDING_BACKEND=onnx (the default) serves the int8 export `manage.py
+    prepare_models` makes: once (about a minute) per checkout, then kept in the var folder;
+    the servers and workers tests start find it there."""
+    if settings.EMBEDDING_BACKEND == "onnx":
+        from documents.embedding.export import export_prepare
+
+        export_prepare()
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
     """A test database per pytest process, so two runs on one server never collide."""
