@@ -19,6 +19,7 @@ from docx.enum.style import WD_STYLE_TYPE
 from docx.oxml.ns import qn
 
 from .archive import MAX_UNCOMPRESSED_BYTES, check_zip, corrupt, zip_bomb_message
+from .tables import RowBudget, table_segments
 from .text import HeadingTracker, Parsed, Segment, one_line
 from .types import ExtractionError
 
@@ -116,20 +117,20 @@ def _paragraph_text(element: Any, parts: list[str] | None = None) -> str:
     return "".join(parts)
 
 
-def _table_cells(table: Any) -> Iterator[str]:
-    """One text per cell, row by row; a nested table follows its cell."""
+def _table_rows(table: Any) -> Iterator[list[str]]:
+    """One text per cell, row by row; a nested table's text stays in its cell."""
     for row in table.iterchildren(_TR):
-        for cell in row.iterchildren(_TC):
-            texts: list[str] = []
-            nested: list[Any] = []
-            for element in _content(cell):
-                if element.tag == _P:
-                    texts.append(_paragraph_text(element))
-                else:
-                    nested.append(element)
-            yield "\n".join(texts)
-            for inner in nested:
-                yield from _table_cells(inner)
+        yield [_cell_text(cell) for cell in row.iterchildren(_TC)]
+
+
+def _cell_text(cell: Any) -> str:
+    texts: list[str] = []
+    for element in _content(cell):
+        if element.tag == _P:
+            texts.append(_paragraph_text(element))
+        else:
+            texts.extend(" ".join(row) for row in _table_rows(element))
+    return " ".join(texts)
 
 
 def _core_title(document: Any) -> str | None:
@@ -155,12 +156,14 @@ def parse_docx(data: bytes) -> Parsed:
     levels = _heading_levels(document)
     parsed = Parsed()
     headings = HeadingTracker()
+    budget = RowBudget()
     title_paragraph: str | None = None
     first_h1: str | None = None
     for element in _content(document.element.body):
         if element.tag == _TBL:
-            for text in _table_cells(element):
-                parsed.segments.append(Segment(text, heading_path=headings.path))
+            rows = _table_rows(element)
+            path = headings.path
+            parsed.segments.extend(table_segments(rows, heading_path=path, budget=budget))
             continue
         text = _paragraph_text(element)
         level = levels.get(element.style) if element.style else None

@@ -8,6 +8,7 @@ import re
 from bs4 import BeautifulSoup
 from bs4.element import NavigableString, PageElement, PreformattedString, Tag
 
+from .tables import RowBudget, table_segments
 from .text import HeadingTracker, Parsed, Segment, bom_codec, decode_text, one_line
 
 # Never content: code, styling, widgets, and page chrome (navigation, sidebars, forms).
@@ -158,6 +159,19 @@ def _title(soup: BeautifulSoup) -> str | None:
     return None
 
 
+def _data_table_rows(table: Tag) -> list[list[str]] | None:
+    """The rows of a data table, cell texts in order; None for a layout table."""
+    if table.find(["table", *_HEADINGS]) is not None:
+        return None
+    rows: list[list[str]] = []
+    for row in table.find_all("tr"):
+        cells = row.find_all(["td", "th"], recursive=False)
+        rows.append([_inline_text(cell) for cell in cells])
+    if len(rows) < 2 or max(len(row) for row in rows) < 2:
+        return None
+    return rows
+
+
 class _BlockWalker:
     """Walks the tree once, collecting segments: text runs split at block boundaries,
     headings as structure (see ``HeadingTracker``)."""
@@ -170,6 +184,7 @@ class _BlockWalker:
         # Each element is pushed twice: on the way in, and (leaving=True) on the way out;
         # in_section says whether it is inside an article/section (see _CHROME).
         self.stack: list[tuple[PageElement, bool, bool]] = []
+        self.budget = RowBudget()
 
     def flush(self) -> None:
         text = "\n".join(line.strip() for line in "".join(self.inline).split("\n"))
@@ -201,10 +216,25 @@ class _BlockWalker:
             if self.parsed.title is None and node.name == "h1":
                 self.parsed.title = text
 
+    def _table(self, node: Tag) -> bool:
+        """A data table becomes rows (documents/extraction/tables.py); returns False for
+        a layout table (one column, or holding headings or other tables), walked as
+        ordinary blocks instead."""
+        rows = _data_table_rows(node)
+        if rows is None:
+            return False
+        self.flush()
+        self.parsed.segments.extend(
+            table_segments(rows, heading_path=self.headings.path, budget=self.budget)
+        )
+        return True
+
     def _enter(self, node: Tag, in_section: bool) -> None:
         name = node.name
         if name in _HEADINGS:
             self._heading(node)
+        elif name == "table" and self._table(node):
+            return
         elif name == "pre":
             self.flush()
             self.parsed.segments.append(
