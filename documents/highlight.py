@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 from django.utils.safestring import SafeString, mark_safe
 
@@ -31,6 +32,7 @@ STOPWORDS = frozenset(
 _SUFFIXES = ("ies", "ing", "ed", "s")
 
 
+@lru_cache(maxsize=65_536)  # a page stems the same few hundred words again and again
 def stem(word: str) -> str:
     """A light English stem (casefolded): enough for "volcanoes" to find "volcano",
     "tides" "tide" and "erupted" "erupt", without a dictionary. Both the query's words and
@@ -56,11 +58,11 @@ def query_terms(query: str) -> frozenset[str]:
     return frozenset(stem(w) for w in (content or words))
 
 
-def matched_stems(text: str, terms: frozenset[str]) -> list[str]:
-    """The query terms each word of `text` matches, in text order (repeats included)."""
+def term_positions(text: str, terms: frozenset[str]) -> list[tuple[int, str]]:
+    """Where words of `text` match query terms: (offset, the term), in text order."""
     if not terms:
         return []
-    return [s for m in WORD.finditer(text) if (s := stem(m.group())) in terms]
+    return [(m.start(), s) for m in WORD.finditer(text) if (s := stem(m.group())) in terms]
 
 
 def highlight(text: str, terms: Iterable[str]) -> SafeString:

@@ -338,6 +338,10 @@ SEARCH_STATEMENT_TIMEOUT_MS = env.int("SEARCH_STATEMENT_TIMEOUT_MS", default=500
 # Characters of one result's `text` in a response (the whole chunk is still searched), and
 # of a /context/ answer's `context` besides its token budget.
 SEARCH_RESULT_MAX_CHARS = env.int("SEARCH_RESULT_MAX_CHARS", default=20_000)
+# The search page's snippet for a result that shares no word with the query: the passage
+# closest in meaning among at most this many sentence windows per page, embedded in one
+# model call (about 30 ms a window on a busy 2-core machine); 0: the chunk's first passage.
+SEARCH_SNIPPET_MEANING_WINDOWS = env.int("SEARCH_SNIPPET_MEANING_WINDOWS", default=8)
 RAG_CONTEXT_MAX_CHARS = env.int("RAG_CONTEXT_MAX_CHARS", default=200_000)
 
 # --- RAG: context and answers ---

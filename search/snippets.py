@@ -16,17 +16,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from django.conf import settings
 
 from documents.embedding import EmbeddingError, embed_texts
-from documents.highlight import highlight, matched_stems, query_terms
+from documents.highlight import highlight, query_terms, term_positions
 from documents.sentences import sentence_spans
 
 logger = logging.getLogger(__name__)
 
 SNIPPET_CHARS = 300  # about as long as ts_headline's two fragments of 20–40 words
-# Windows per chunk compared by meaning: bounds the one model call per page (10 results x
-# 4 windows of <= 300 characters; see the report for the measured cost).
-MAX_MEANING_WINDOWS = 4
+# Windows compared by meaning per chunk; per page, SEARCH_SNIPPET_MEANING_WINDOWS bounds
+# the one model call a page may make (the query and the windows, each <= 300 characters).
+# The best-ranked results spend the budget first; the rest show their first window.
+MAX_MEANING_WINDOWS = 3
 ELLIPSIS = "…"
 
 Span = tuple[int, int]
@@ -79,11 +81,12 @@ def sentence_windows(
 def best_by_terms(text: str, windows: Sequence[Span], terms: frozenset[str]) -> Span | None:
     """The window with the most distinct query terms (then the most occurrences; then the
     first), or None when no term occurs in any."""
+    found = term_positions(text, terms)  # the words are stemmed once, not once per window
     best: Span | None = None
     best_score = (0, 0)
     for start, end in windows:
-        found = matched_stems(text[start:end], terms)
-        score = (len(set(found)), len(found))
+        inside = [term for position, term in found if start <= position < end]
+        score = (len(set(inside)), len(inside))
         if score > best_score:
             best, best_score = (start, end), score
     return best
@@ -129,6 +132,7 @@ def passage_snippets(query: str, sources: Sequence[SnippetSource]) -> dict[int, 
     terms = query_terms(query)
     spans: dict[int, Span] = {}
     by_meaning: dict[int, tuple[str, list[Span]]] = {}
+    budget = settings.SEARCH_SNIPPET_MEANING_WINDOWS
     for source in sources:
         windows = sentence_windows(source.text)
         if not windows:
@@ -138,10 +142,11 @@ def passage_snippets(query: str, sources: Sequence[SnippetSource]) -> dict[int, 
             spans[source.key] = chosen
             continue
         tiles = sentence_windows(source.text, tile=True)[:MAX_MEANING_WINDOWS]
-        if len(tiles) == 1:
+        if len(tiles) == 1 or budget < len(tiles):
             spans[source.key] = tiles[0]
         else:
             by_meaning[source.key] = (source.text, tiles)
+            budget -= len(tiles)
     if by_meaning:
         spans.update(_closest_by_meaning(query, by_meaning))
     texts = {source.key: source.text for source in sources}
