@@ -4,7 +4,7 @@ from typing import cast
 
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import authentication, mixins, permissions, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +15,11 @@ from accounts.serializers import TokenCreatedSerializer, TokenCreateSerializer, 
 from accounts.services import token_create, token_revoke
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List your API tokens"),
+    retrieve=extend_schema(summary="Get one of your API tokens"),
+    destroy=extend_schema(summary="Revoke an API token"),
+)
 class TokenViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -40,7 +45,11 @@ class TokenViewSet(
     def get_queryset(self) -> QuerySet[ApiToken]:
         return ApiToken.objects.filter(user=self._user())
 
-    @extend_schema(request=TokenCreateSerializer, responses={201: TokenCreatedSerializer})
+    @extend_schema(
+        summary="Create an API token (the secret is shown once)",
+        request=TokenCreateSerializer,
+        responses={201: TokenCreatedSerializer},
+    )
     def create(self, request: Request) -> Response:
         data = TokenCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)

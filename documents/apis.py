@@ -4,7 +4,12 @@ from typing import Any, cast
 
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
@@ -89,6 +94,14 @@ class UploadRejected(APIException):
         self.status_code = error.status
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List the collections you may read"),
+    create=extend_schema(summary="Create a collection (you own it)"),
+    retrieve=extend_schema(summary="Get a collection"),
+    update=extend_schema(summary="Replace a collection's settings (owner only)"),
+    partial_update=extend_schema(summary="Change some of a collection's settings (owner only)"),
+    destroy=extend_schema(summary="Delete a collection with its documents (owner only)"),
+)
 class CollectionViewSet(viewsets.ModelViewSet):
     """Collections of documents: public ones, your own and those shared with you.
 
@@ -140,7 +153,10 @@ class CollectionViewSet(viewsets.ModelViewSet):
         self._require_manage(instance)
         collection_delete(collection=instance)
 
-    @extend_schema(responses={200: GrantSerializer(many=True), **ERRORS})
+    @extend_schema(
+        summary="List a collection's grants",
+        responses={200: GrantSerializer(many=True), **ERRORS},
+    )
     @action(detail=True, methods=["get"], url_path="grants", pagination_class=None)
     def grants(self, request: Request, slug: str) -> Response:
         """Who besides the owner may read or write this collection (owner only)."""
@@ -149,6 +165,7 @@ class CollectionViewSet(viewsets.ModelViewSet):
         return Response(GrantSerializer(grant_list(collection=collection), many=True).data)
 
     @extend_schema(
+        summary="Grant read or write to a user or group",
         request=GrantSerializer,
         responses={201: GrantSerializer, 200: GrantSerializer, **ERRORS},
     )
@@ -176,7 +193,7 @@ class CollectionViewSet(viewsets.ModelViewSet):
             status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED,
         )
 
-    @extend_schema(request=None, responses={204: None, **ERRORS})
+    @extend_schema(summary="Revoke a grant", request=None, responses={204: None, **ERRORS})
     @action(detail=True, methods=["delete"], url_path=r"grants/(?P<grant_id>\d+)")
     def grant_delete(self, request: Request, slug: str, grant_id: str) -> Response:
         """Revoke a grant."""
@@ -190,6 +207,13 @@ class CollectionViewSet(viewsets.ModelViewSet):
 
 
 @extend_schema(responses={**ERRORS})
+@extend_schema_view(
+    list=extend_schema(summary="List the documents you may read"),
+    create=extend_schema(summary="Upload a document (a file or JSON text)"),
+    retrieve=extend_schema(summary="Get a document: status, progress, metadata"),
+    partial_update=extend_schema(summary="Change a document's title or metadata"),
+    destroy=extend_schema(summary="Delete a document with its chunks and original"),
+)
 class DocumentViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -284,6 +308,7 @@ class DocumentViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
+        summary="Replace a document's content (new version, same id)",
         request={
             "multipart/form-data": DocumentContentSerializer,
             "application/json": DocumentContentSerializer,
@@ -306,7 +331,11 @@ class DocumentViewSet(
             raise UploadRejected(exc) from exc
         return Response(self.get_serializer(document).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=None, responses={202: DocumentSerializer, **ERRORS, **CONFLICT})
+    @extend_schema(
+        summary="Chunk and embed a document again",
+        request=None,
+        responses={202: DocumentSerializer, **ERRORS, **CONFLICT},
+    )
     @action(detail=True, methods=["post"])
     def reembed(self, request: Request, pk: str) -> Response:
         """Chunk and embed a ready or failed document again (for example after a model
@@ -317,7 +346,11 @@ class DocumentViewSet(
             raise StateConflict(exc) from exc
         return Response(self.get_serializer(document).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=None, responses={202: DocumentSerializer, **ERRORS, **CONFLICT})
+    @extend_schema(
+        summary="Retry a failed document",
+        request=None,
+        responses={202: DocumentSerializer, **ERRORS, **CONFLICT},
+    )
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str) -> Response:
         """Queue a failed document again; 409 for a document that has not failed."""

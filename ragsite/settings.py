@@ -214,7 +214,6 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",  # the default
@@ -277,6 +276,12 @@ FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
 FILE_UPLOAD_TEMP_DIR = env.str("FILE_UPLOAD_TEMP_DIR", default=str(MEDIA_ROOT / "upload-tmp"))
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(mode=0o750, parents=True, exist_ok=True)
 METADATA_MAX_DEPTH = env.int("METADATA_MAX_DEPTH", default=10)  # nesting of a document's JSON
+# Caps per document for spreadsheets, slide decks and e-mail (documents/extraction/): past
+# them the document fails with the reason, instead of exhausting the worker.
+EXTRACTION_MAX_ROWS = env.int("EXTRACTION_MAX_ROWS", default=200_000)  # table rows, all tables
+EXTRACTION_MAX_SHEETS = env.int("EXTRACTION_MAX_SHEETS", default=200)
+EXTRACTION_MAX_SLIDES = env.int("EXTRACTION_MAX_SLIDES", default=2_000)
+EXTRACTION_MAX_ATTACHMENTS = env.int("EXTRACTION_MAX_ATTACHMENTS", default=50)
 # OCR of scanned PDF pages and images (documents/extraction/ocr.py), in the worker only.
 # OCR_LANGUAGES: Tesseract languages for collections whose search language has no mapping
 # (`simple`, custom configurations), e.g. "eng+deu". A page's OCR is stopped after
@@ -286,12 +291,6 @@ OCR = env.bool("OCR", default=True)
 OCR_LANGUAGES = env.str("OCR_LANGUAGES", default="eng")
 OCR_PAGE_TIMEOUT = env.int("OCR_PAGE_TIMEOUT", default=60)
 OCR_MAX_PAGES = env.int("OCR_MAX_PAGES", default=100)
-# Caps per document for spreadsheets, slide decks and e-mail (documents/extraction/): past
-# them the document fails with the reason, instead of exhausting the worker.
-EXTRACTION_MAX_ROWS = env.int("EXTRACTION_MAX_ROWS", default=200_000)  # table rows, all tables
-EXTRACTION_MAX_SHEETS = env.int("EXTRACTION_MAX_SHEETS", default=200)
-EXTRACTION_MAX_SLIDES = env.int("EXTRACTION_MAX_SLIDES", default=2_000)
-EXTRACTION_MAX_ATTACHMENTS = env.int("EXTRACTION_MAX_ATTACHMENTS", default=50)
 INGEST_MAX_ATTEMPTS = env.int("INGEST_MAX_ATTEMPTS", default=3)
 INGEST_RETRY_BASE_SECONDS = env.int("INGEST_RETRY_BASE_SECONDS", default=30)
 # A worker refreshes its documents' heartbeat while it processes them; one silent this

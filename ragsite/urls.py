@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.forms import AdminLoginForm
 from ragsite import health
@@ -13,8 +14,10 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("documents.urls_api")),
     path("", include("search.urls_api")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    # The split view serves Swagger UI's set-up script from a URL, not inline (CSP).
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
+    # ReDoc fetched fonts and a logo from the internet; old links land on Swagger UI.
+    path("redoc/", RedirectView.as_view(pattern_name="swagger-ui"), name="redoc"),
 ]
 
 handler404 = "ragsite.api.errors.not_found"

@@ -49,6 +49,7 @@ class SearchView(APIView):
     permission_classes = [permissions.AllowAny]
 
     @extend_schema(
+        summary="Search (query in a JSON body)",
         request=SearchRequestSerializer,
         responses={200: SearchResponseSerializer, **SEARCH_ERRORS},
     )
@@ -56,6 +57,7 @@ class SearchView(APIView):
         return self._search(request, request.data)
 
     @extend_schema(
+        summary="Search (query in the URL)",
         parameters=[SearchRequestSerializer],
         responses={200: SearchResponseSerializer, **SEARCH_ERRORS},
     )
@@ -74,7 +76,10 @@ class SearchView(APIView):
 
 
 class ChunkDetailView(APIView):
-    @extend_schema(responses={200: ChunkSerializer, 404: NOT_FOUND})
+    @extend_schema(
+        summary="Get a chunk with its citation and neighbours",
+        responses={200: ChunkSerializer, 404: NOT_FOUND},
+    )
     def get(self, request: Request, pk: int) -> Response:
         """A chunk with its citation and its neighbours in the document."""
         try:
@@ -87,6 +92,7 @@ class ChunkDetailView(APIView):
 
 class ChunkSimilarView(APIView):
     @extend_schema(
+        summary="Find chunks similar to a chunk",
         parameters=[OpenApiParameter("top_k", int, description="1..SEARCH_MAX_TOP_K")],
         responses={200: SearchResponseSerializer, 404: NOT_FOUND, **SEARCH_ERRORS},
     )

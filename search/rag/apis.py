@@ -73,6 +73,7 @@ class ContextView(APIView):
     parser_classes = [JSONParser]
 
     @extend_schema(
+        summary="Build prompt-ready context for a query",
         request=ContextRequestSerializer,
         responses={
             (200, JSON): ContextResponseSerializer,
@@ -136,6 +137,7 @@ class AskView(APIView):
         return super().perform_content_negotiation(request, force=True)
 
     @extend_schema(
+        summary="Answer a question from your documents, with citations",
         request=AskRequestSerializer,
         responses={
             # Both 200s form one response in the schema, described by the first.
