@@ -61,6 +61,28 @@ SUPPORTED_MIME_TYPES: tuple[str, ...] = (
     TIFF,
 )
 
+# What GET /api/v1/formats/ and the upload form tell users: a name and the usual file
+# name extensions of each supported type (detection itself goes by content).
+FORMAT_NAMES: dict[str, tuple[str, tuple[str, ...]]] = {
+    PLAIN: ("Plain text", (".txt",)),
+    MARKDOWN: ("Markdown", (".md", ".markdown")),
+    HTML: ("HTML", (".html", ".htm", ".xhtml")),
+    PDF: ("PDF (scanned pages are OCR'd)", (".pdf",)),
+    DOCX: ("Word document", (".docx",)),
+    XLSX: ("Excel spreadsheet", (".xlsx", ".xlsm")),
+    PPTX: ("PowerPoint presentation", (".pptx",)),
+    CSV: ("CSV or TSV table", (".csv", ".tsv")),
+    EML: ("E-mail message (attachments become documents)", (".eml",)),
+    EPUB: ("EPUB e-book", (".epub",)),
+    ODT: ("OpenDocument text", (".odt",)),
+    ODS: ("OpenDocument spreadsheet", (".ods",)),
+    ODP: ("OpenDocument presentation", (".odp",)),
+    RTF: ("Rich Text Format", (".rtf",)),
+    PNG: ("PNG image (OCR)", (".png",)),
+    JPEG: ("JPEG image (OCR)", (".jpg", ".jpeg")),
+    TIFF: ("TIFF image, multi-page too (OCR)", (".tif", ".tiff")),
+}
+
 _SNIFF_BYTES = 65536
 
 # Known binary formats, so the error can say what the file looks like.

@@ -394,3 +394,21 @@ def test_damaged_and_hostile_open_formats_fail_clearly(name: str) -> None:
     laughs = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "lol">]><x>&a;</x>'
     with pytest.raises(ExtractionError, match="declares XML entities"):
         extract(_rezip(data, {main: laughs}), filename=name)
+
+
+# --- GET /api/v1/formats/ -------------------------------------------------------------------
+
+
+def test_formats_endpoint_lists_every_accepted_type_with_the_limits(
+    db: None, client: Any, settings: Any
+) -> None:
+    settings.EXTRACTION_MAX_ROWS = 1234
+    response = client.get("/api/v1/formats/")
+    assert response.status_code == 200
+    body = response.json()
+    types = {entry["mime_type"]: entry for entry in body["formats"]}
+    assert set(types) == set(detect.SUPPORTED_MIME_TYPES)
+    assert ".xlsx" in types[detect.XLSX]["extensions"]
+    assert all(entry["name"] and entry["extensions"] for entry in body["formats"])
+    assert body["limits"]["max_table_rows"] == 1234
+    assert body["limits"]["max_upload_bytes"] == settings.MAX_UPLOAD_BYTES
