@@ -24,6 +24,7 @@ from documents.chunking import ChunkSpan, chunk_document
 from documents.citations import display_title
 from documents.embedding import active_model_name, embed_texts
 from documents.extraction import ExtractedText, ExtractionError, extract
+from documents.extraction.ocr import OcrOptions, ocr_options
 from documents.keyword_index import (
     chunks_insert_from_staging,
     collections_needing_rebuild,
@@ -41,7 +42,7 @@ from documents.lifecycle import (
 )
 from documents.models import Chunk, Document, PendingChunk
 from documents.outage import until_database_returns
-from documents.progress import EMBEDDING, progress_report_many
+from documents.progress import EMBEDDING, OCR, progress_report, progress_report_many
 from documents.services import document_attachments_ingest
 
 # A task waits for a restarted database until this long before django-q2's time limit,
@@ -147,7 +148,9 @@ def _rebuild_drifted(collection_ids: list[int]) -> None:
 def _prepare(document: Document, config: ChunkingConfig) -> _Work:
     with document.original.open("rb") as handle:
         data = handle.read()
-    extracted = extract(data, filename=document.source_name or document.original.name)
+    extracted = extract(
+        data, filename=document.source_name or document.original.name, ocr=_ocr(document)
+    )
     spans = chunk_document(
         extracted,
         max_tokens=config.max_tokens,
@@ -171,6 +174,16 @@ def _prepare(document: Document, config: ChunkingConfig) -> _Work:
         )
     )
     return _Work(document, extracted, spans, fingerprint, config, done)
+
+
+def _ocr(document: Document) -> OcrOptions | None:
+    """OCR (scanned PDF pages, images) in the collection's language, reporting pages read
+    as the document's progress; None when OCR=off."""
+
+    def progress(done: int, total: int) -> None:
+        progress_report(document_id=document.pk, phase=OCR, done=done, total=total)
+
+    return ocr_options(document.collection.search_config, progress=progress)
 
 
 def _todo(works: list[_Work]) -> list[_Todo]:

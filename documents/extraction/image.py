@@ -74,7 +74,11 @@ def _open(data: bytes) -> Image.Image:
             image = Image.open(io.BytesIO(data), formats=_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ExtractionError(f"image too large: {exc}") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except UnidentifiedImageError:
+        raise ExtractionError("corrupt image: cannot identify the image format") from None
+    except Exception as exc:
+        # Pillow's decoders raise a wide set (OSError, SyntaxError, struct.error...) on
+        # hostile headers; this runs at upload too, where anything else would be a 500.
         raise ExtractionError(f"corrupt image: {_short(exc)}") from None
     return image
 

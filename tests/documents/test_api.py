@@ -230,7 +230,7 @@ def test_over_the_size_limit_answers_413(
     [
         ("corrupt", "corrupt PDF"),
         ("encrypted", "encrypted PDF"),
-        ("scanned", "no extractable text (scanned PDF? OCR is not supported)"),
+        ("scanned", "no extractable text (the PDF has no text layer and no scanned pages)"),
         ("bomb", "zip bomb"),
     ],
 )

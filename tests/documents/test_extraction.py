@@ -36,7 +36,7 @@ from documents.extraction.docx import MAX_DOCX_UNCOMPRESSED_BYTES
 
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-NO_TEXT = "no extractable text (scanned PDF? OCR is not supported)"
+NO_TEXT = "no text layer; OCR is off"  # extract() without OCR options, as here
 ENCRYPTED = "encrypted PDF: cannot read a password-protected file"
 ZIP_BOMB = "DOCX expands past the size limit (possible zip bomb)"
 
