@@ -79,6 +79,12 @@ def load_qrels(path: Path) -> dict[str, dict[str, int]]:
 def load_beir(path: Path, *, split: str) -> BeirDataset:
     if not path.is_dir():
         raise DatasetError(f"no dataset folder at {path}")
+    splits = sorted(p.stem for p in (path / "qrels").glob("*.tsv"))
+    if split not in splits:
+        raise DatasetError(
+            f"no split {split!r} in {path}: a split is a judgments file qrels/<split>.tsv, "
+            f"and this dataset has {', '.join(splits) or 'none'}"
+        )
     queries_path = path / f"queries_{split}.jsonl"
     if not queries_path.is_file():
         queries_path = path / "queries.jsonl"

@@ -33,15 +33,39 @@ class Command(BaseCommand):
     help = (
         "Evaluate retrieval (nDCG@10, Recall@10/100, MRR@10, latency) per mode, on a "
         "BEIR-format dataset (--dataset DIR --split NAME) or on an ingested collection "
-        "(--collection SLUG --queries FILE.jsonl --qrels FILE.tsv). Acts with full access."
+        "with your own judgments (--collection SLUG --queries FILE.jsonl --qrels FILE.tsv). "
+        "A BEIR dataset is a folder with corpus.jsonl ({_id, title, text} per line), "
+        "queries.jsonl or queries_<split>.jsonl ({_id, text}) and qrels/<split>.tsv "
+        "(query-id, corpus-id, score: 1 relevant, 2 highly relevant). Acts with full access."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--dataset", type=Path, help="BEIR dataset folder.")
-        parser.add_argument("--split", default="test")
-        parser.add_argument("--collection", help="Evaluate this ingested collection (slug).")
-        parser.add_argument("--queries", type=Path, help="queries .jsonl (_id, text)")
-        parser.add_argument("--qrels", type=Path, help="qrels .tsv (query-id corpus-id score)")
+        parser.add_argument(
+            "--dataset",
+            type=Path,
+            help="A BEIR-format dataset folder; its corpus is ingested into a collection "
+            "of its own (reused while the model and chunk settings stay the same).",
+        )
+        parser.add_argument(
+            "--split",
+            default="test",
+            help="Which judgments of the dataset to score: the name of a file "
+            "qrels/<split>.tsv, usually train, dev or test (default: test). Tune on train "
+            "(--sweep refuses test), report test.",
+        )
+        parser.add_argument(
+            "--collection",
+            help="Evaluate this ingested collection (slug) with --queries and --qrels.",
+        )
+        parser.add_argument(
+            "--queries", type=Path, help='Queries, one JSON per line: {"_id": "q1", "text": "..."}'
+        )
+        parser.add_argument(
+            "--qrels",
+            type=Path,
+            help="Judgments, tab-separated lines: query-id, corpus-id, score. With "
+            "--collection the corpus-id is a document's metadata `id` or its file name.",
+        )
         parser.add_argument("--modes", help="Comma-separated variant names to run.")
         parser.add_argument("--output", type=Path, help="Write the metrics as JSON here.")
         parser.add_argument("--chart", type=Path, help="Write a PNG chart here.")
