@@ -346,7 +346,7 @@ def test_the_readmes_own_judgments_example_runs_as_written(
         CollectionFactory(slug="papers"),
         {
             "paper.txt": "Aspirin lowers the risk of heart attacks in people with heart disease.",
-            "volcanoes.md": "# Volcanoes\n\nVolcanoes erupt when magma and gas push to the surface.",
+            "volcanoes.md": "# Volcanoes\n\nVolcanoes erupt when magma and gas rise.",
             "tides.txt": "Tides follow the moon and the sun.",
         },
     )
