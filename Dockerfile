@@ -15,8 +15,12 @@ COPY requirements.lock ./
 RUN pip install -r requirements.lock
 
 COPY . .
+# prepare_models: the int8 ONNX export of the packaged embedding model (EMBEDDING_BACKEND=onnx,
+# the default), made once here so that no container exports at start (or twice).
 RUN SECRET_KEY=build-only DATABASE_URL=postgres://build@localhost/build \
     python manage.py collectstatic --noinput \
+ && SECRET_KEY=build-only DATABASE_URL=postgres://build@localhost/build \
+    python manage.py prepare_models \
  && useradd --system --uid 1000 app && mkdir -p /data/media && chown -R app /data
 USER app
 
