@@ -71,8 +71,13 @@ def parse_pptx(data: bytes) -> Parsed:
         )
     parsed = Parsed(page_count=len(slides))
     budget = RowBudget()
-    for number, slide in enumerate(slides, start=1):
-        parsed.segments.extend(_slide_segments(slide, number, budget))
+    try:
+        for number, slide in enumerate(slides, start=1):
+            parsed.segments.extend(_slide_segments(slide, number, budget))
+    except ExtractionError:
+        raise
+    except Exception as exc:  # python-pptx reads slide parts lazily, while iterating
+        raise corrupt("PPTX", exc) from exc
     props = presentation.core_properties
     parsed.title = one_line(props.title or "") or None
     found = {"author": props.author, "created": props.created, "modified": props.modified}

@@ -57,6 +57,10 @@ def parse_xlsx(data: bytes) -> Parsed:
             )
         parsed.title = one_line(workbook.properties.title or "") or None
         _metadata(parsed, workbook)
+    except ExtractionError:
+        raise
+    except Exception as exc:  # read-only sheets are parsed lazily, while iterating
+        raise corrupt("XLSX", exc) from exc
     finally:
         workbook.close()
     return parsed
