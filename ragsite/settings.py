@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "accounts",
     "documents",
     "search",
+    "insights",
 ]
 
 MIDDLEWARE = [
@@ -364,3 +365,15 @@ LLM_API_KEY = env.str("LLM_API_KEY", default="")
 LLM_TIMEOUT = env.float("LLM_TIMEOUT", default=60.0)
 LLM_MAX_TOKENS = env.int("LLM_MAX_TOKENS", default=1024)  # of the answer; 0: not sent
 LLM_TEMPERATURE = env.float("LLM_TEMPERATURE", default=0.0)
+
+# --- Monitoring: query log, feedback, metrics (insights/) ---
+# Every search, context, ask and similar call (API and page) is logged: "on" or "off".
+QUERY_LOG = env.str("QUERY_LOG", default="on") == "on"
+QUERY_LOG_RETENTION_DAYS = env.int("QUERY_LOG_RETENTION_DAYS", default=30)  # then deleted
+QUERY_LOG_ANONYMOUS_TEXT = env.bool("QUERY_LOG_ANONYMOUS_TEXT", default=True)
+QUERY_LOG_ANSWERS = env.str("QUERY_LOG_ANSWERS", default="off") == "on"  # /ask/ answers kept
+QUERY_LOG_TOP_RESULTS = env.int("QUERY_LOG_TOP_RESULTS", default=10)  # result ids per row
+# Anonymous feedback votes per address (signed-in votes count under API_THROTTLE_USER).
+FEEDBACK_THROTTLE_ANON = env.str("FEEDBACK_THROTTLE_ANON", default="30/hour")
+# /metrics answers 404 unless this is set; then it needs `Authorization: Bearer <token>`.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

@@ -33,6 +33,9 @@ class OnnxBackend:
             options.intra_op_num_threads = thread_count()
             options.inter_op_num_threads = 1
             options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+            # Idle threads sleep instead of spinning: web workers, the task worker and
+            # PostgreSQL share the cores, and a spinning pool starves them (and torch).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self.session = onnxruntime.InferenceSession(
                 str(model_file), options, providers=["CPUExecutionProvider"]
             )
