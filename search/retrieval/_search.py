@@ -8,11 +8,12 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, connections, transaction
 from psycopg.errors import QueryCanceled
 
 from documents.citations import display_title
 from documents.embedding import embed_query, search_model_name
+from ragsite.db_routing import on_read_database
 from search.retrieval._query import ParsedQuery, parse_query
 from search.retrieval._sql import (
     MARK_END,
@@ -203,14 +204,14 @@ def _execute(
     if statement_timeout_ms is None:
         statement_timeout_ms = settings.SEARCH_STATEMENT_TIMEOUT_MS
     started = time.perf_counter()
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            _configure(
-                cursor,
-                params,
-                semantic=embedding is not None,
-                statement_timeout_ms=statement_timeout_ms,
-            )
+    timeout_ms = statement_timeout_ms
+
+    # Read-only, so a replica (ragsite/db_routing.py) may serve it; run again on the
+    # primary if that replica fails under it.
+    def run(alias: str) -> tuple[list[SearchResult], int]:
+        with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+            semantic = embedding is not None
+            _configure(cursor, params, semantic=semantic, statement_timeout_ms=timeout_ms)
             cursor.execute(sql, sql_params)
             rows = _named_rows(cursor)
             results = [_result(row) for row in rows]
@@ -220,6 +221,10 @@ def _execute(
                 results = results[params.offset : params.offset + params.top_k]
             if params.neighbors and results:
                 _attach_neighbors(cursor, results, params.neighbors)
+        return results, total
+
+    try:
+        results, total = on_read_database(run)
     except OperationalError as exc:
         if isinstance(exc.__cause__, QueryCanceled):
             raise SearchTimeout(statement_timeout_ms) from exc
