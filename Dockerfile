@@ -5,6 +5,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 WORKDIR /app
 
+# OCR of scanned PDF pages and images (documents/extraction/ocr.py): Tesseract with the
+# English and German packs; add tesseract-ocr-<code> for other collection languages.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu \
+ && rm -rf /var/lib/apt/lists/*
+
 # torch from PyTorch's CPU wheel index first: the default PyPI wheel pulls in several GB
 # of CUDA libraries that a CPU-only server never uses.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0

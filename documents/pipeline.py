@@ -118,7 +118,7 @@ def _prepare_all(
     works: list[_Work] = []
     for document in documents:
         try:
-            works.append(_prepare(document, config))
+            works.append(_prepare(document, config, deadline))
         except ExtractionError as exc:
             # Deterministic: the same bytes fail the same way, so no automatic retry.
             document_fail(document, str(exc), deadline=deadline)
@@ -145,11 +145,13 @@ def _rebuild_drifted(collection_ids: list[int]) -> None:
             keyword_index_rebuild_collection(collection_id=collection_id, reanalyse=False)
 
 
-def _prepare(document: Document, config: ChunkingConfig) -> _Work:
+def _prepare(
+    document: Document, config: ChunkingConfig, deadline: float | None = None
+) -> _Work:
     with document.original.open("rb") as handle:
         data = handle.read()
     extracted = extract(
-        data, filename=document.source_name or document.original.name, ocr=_ocr(document)
+        data, filename=document.source_name or document.original.name, ocr=_ocr(document, deadline)
     )
     spans = chunk_document(
         extracted,
@@ -176,14 +178,16 @@ def _prepare(document: Document, config: ChunkingConfig) -> _Work:
     return _Work(document, extracted, spans, fingerprint, config, done)
 
 
-def _ocr(document: Document) -> OcrOptions | None:
+def _ocr(document: Document, deadline: float | None) -> OcrOptions | None:
     """OCR (scanned PDF pages, images) in the collection's language, reporting pages read
-    as the document's progress; None when OCR=off."""
+    as the document's progress, ending in time for the task's limit; None when OCR=off."""
 
     def progress(done: int, total: int) -> None:
         progress_report(document_id=document.pk, phase=OCR, done=done, total=total)
 
-    return ocr_options(document.collection.search_config, progress=progress)
+    return ocr_options(
+        document.collection.search_config, progress=progress, task_deadline=deadline
+    )
 
 
 def _todo(works: list[_Work]) -> list[_Todo]:

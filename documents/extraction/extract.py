@@ -13,7 +13,7 @@ from .eml import parse_eml
 from .epub import parse_epub
 from .html import parse_html
 from .image import parse_image
-from .ocr import OcrOptions
+from .ocr import OcrOptions, OcrOutOfTime
 from .odf import parse_odf
 from .pdf import NO_TEXT, parse_pdf
 from .pptx import parse_pptx
@@ -113,7 +113,7 @@ def extract(data: bytes, *, filename: str, ocr: OcrOptions | None = None) -> Ext
     label, parse = _parser(mime_type, ocr)
     try:
         parsed = parse(data)
-    except ExtractionError:
+    except (ExtractionError, OcrOutOfTime):  # the latter: retried in a task of its own
         raise
     except MemoryError:
         raise ExtractionError(f"{label} too large to process") from None

@@ -13,8 +13,11 @@ through :data:`TESSERACT_LANGUAGES`; ``simple`` and configurations without a map
 from __future__ import annotations
 
 import logging
+import os
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -70,6 +73,8 @@ RENDER_DPI = 300
 MAX_PIXELS = 40_000_000
 
 Progress = Callable[[int, int], None]  # (pages done, pages in total)
+# The share of a task's time limit kept for what follows OCR (chunking, embedding).
+_EMBEDDING_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,17 @@ class OcrOptions:
     page_timeout: float  # seconds for one page
     max_pages: int  # pages to OCR in one document, at most
     progress: Progress | None = None
+    # time.monotonic() after which no page starts: OCR must end before the task's time
+    # limit kills the worker with the document's work (see ocr_options).
+    deadline: float | None = None
+    # Other documents used part of this task's time: running out is then no reason to
+    # fail this one, it is retried in a task of its own (OcrOutOfTime).
+    shares_task: bool = False
+
+
+class OcrOutOfTime(Exception):
+    """The task's time ran out before OCR was done; the pipeline retries the document
+    later, in a task of its own with the whole time limit."""
 
 
 def tesseract_languages(search_config: str | None, default: str = "eng") -> str:
@@ -86,18 +102,41 @@ def tesseract_languages(search_config: str | None, default: str = "eng") -> str:
 
 
 def ocr_options(
-    search_config: str | None, *, progress: Progress | None = None
+    search_config: str | None,
+    *,
+    progress: Progress | None = None,
+    task_deadline: float | None = None,
 ) -> OcrOptions | None:
-    """The worker's OCR options for a collection, from the settings; None when OCR=off."""
+    """The worker's OCR options for a collection, from the settings; None when OCR=off.
+
+    ``task_deadline`` (time.monotonic()) is when the task must be done: OCR stops a
+    quarter of the task's time limit before it, leaving that for embedding.
+    """
     from django.conf import settings  # the extractors stay importable without Django
 
     if not settings.OCR:
         return None
+    deadline: float | None = None
+    shares_task = False
+    if task_deadline is not None:
+        deadline = task_deadline - settings.TASK_TIMEOUT * _EMBEDDING_SHARE
+        shares_task = task_deadline - time.monotonic() < settings.TASK_TIMEOUT * 0.9
     return OcrOptions(
         languages=tesseract_languages(search_config, settings.OCR_LANGUAGES),
         page_timeout=float(settings.OCR_PAGE_TIMEOUT),
         max_pages=settings.OCR_MAX_PAGES,
         progress=progress,
+        deadline=deadline,
+        shares_task=shares_task,
+    )
+
+
+def _out_of_time(options: OcrOptions, page: int) -> Exception:
+    if options.shares_task:
+        return OcrOutOfTime(f"OCR stopped at page {page}: the task's time ran out")
+    return ExtractionError(
+        f"OCR needs more time than a task has: stopped at page {page} (raise TASK_TIMEOUT "
+        "or lower OCR_MAX_PAGES)"
     )
 
 
@@ -156,18 +195,43 @@ def for_tesseract(image: Image.Image) -> Image.Image:
     return image.convert("L")
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Tesseract's OpenMP threads spin against each other (and the embedding model) on a
+    busy machine: a page took 31 s with them and 6 s without on 2 loaded cores. The limit
+    is set only while Tesseract starts (its environment is read at exec), and an operator's
+    own OMP_THREAD_LIMIT wins."""
+    if "OMP_THREAD_LIMIT" in os.environ:
+        yield
+        return
+    os.environ["OMP_THREAD_LIMIT"] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop("OMP_THREAD_LIMIT", None)
+
+
 def ocr_image(image: Image.Image, options: OcrOptions, *, page: int) -> str:
     """The text Tesseract reads on one page image."""
     import pytesseract
 
+    timeout = options.page_timeout
+    if options.deadline is not None:
+        remaining = options.deadline - time.monotonic()
+        if remaining <= 0:
+            raise _out_of_time(options, page)
+        timeout = min(timeout, remaining)
     try:
-        return str(
-            pytesseract.image_to_string(
-                for_tesseract(image), lang=options.languages, timeout=options.page_timeout
+        with _one_thread():
+            return str(
+                pytesseract.image_to_string(
+                    for_tesseract(image), lang=options.languages, timeout=timeout
+                )
             )
-        )
     except RuntimeError as exc:  # pytesseract's timeout
         if "timeout" in str(exc).lower():
+            if timeout < options.page_timeout:  # cut short by the task's deadline
+                raise _out_of_time(options, page) from None
             raise ExtractionError(
                 f"OCR of page {page} took longer than {options.page_timeout:g} s "
                 "(OCR_PAGE_TIMEOUT)"

@@ -7,7 +7,9 @@ embedded in a PDF or saved as an image, so the OCR result can be checked word by
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +21,10 @@ from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen import canvas
 
 from documents.extraction import ExtractionError, detect_mime_type, extract
-from documents.extraction.ocr import OcrOptions, ocr_options, tesseract_languages
+from documents.extraction.ocr import OcrOptions, OcrOutOfTime, ocr_options, tesseract_languages
+from documents.pipeline import _ocr
 from search.retrieval import SearchParams, search
-from tests.factories import CollectionFactory
+from tests.factories import CollectionFactory, DocumentFactory
 
 SCANNED = [
     "The zeppelin hangar inspection took place on Monday.",
@@ -270,3 +273,45 @@ def test_image_uploads_are_checked_without_decoding_pixels() -> None:
     assert len(bomb) < 100_000
     with pytest.raises(ExtractionError, match=r"^PNG image too large for OCR: 7000x6000"):
         detect_mime_type(bomb, "bomb.png")
+
+
+def test_pages_read_are_reported_as_the_documents_progress(collection: Any) -> None:
+    document = DocumentFactory(collection=collection, status="processing")
+    options = _ocr(document, None)
+    assert options is not None and options.progress is not None
+    options.progress(2, 5)
+    document.refresh_from_db()
+    assert (document.progress_phase, document.progress_done, document.progress_total) == (
+        "ocr",
+        2,
+        5,
+    )
+
+
+def test_ocr_ends_before_the_task_time_limit(settings: Any) -> None:
+    settings.TASK_TIMEOUT = 600
+    fresh = ocr_options("english", task_deadline=time.monotonic() + 595)
+    assert fresh is not None and fresh.deadline is not None and not fresh.shares_task
+    assert fresh.deadline - time.monotonic() == pytest.approx(595 - 150, abs=5)
+    # Other documents used up this task's time: retried later, in a task of its own.
+    late = ocr_options("english", task_deadline=time.monotonic() + 100)
+    assert late is not None and late.shares_task
+    data = _pdf_with_pages([_scan(SCANNED)])
+    with pytest.raises(OcrOutOfTime):
+        extract(data, filename="s.pdf", ocr=late)
+    # Alone in a task and still out of time: it never fits, so it fails with the reason.
+    with pytest.raises(ExtractionError, match=r"^OCR needs more time than a task has: stopped"):
+        extract(data, filename="s.pdf", ocr=dataclasses.replace(late, shares_task=False))
+
+
+def test_out_of_time_in_a_shared_task_is_retried_not_failed(
+    ingest: Any, collection: Any, settings: Any
+) -> None:
+    # The task starts with 15 s left of a 100 s limit, less than the 25 s kept for
+    # embedding: as if other documents had used the rest.
+    settings.TASK_TIMEOUT = 100
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 20}
+    (document,) = ingest(collection, {"scan.pdf": _pdf_with_pages([_scan(SCANNED)])})
+    assert document.status == "pending"
+    assert "the task's time ran out" in document.error
+    assert document.attempts == 1
