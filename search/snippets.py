@@ -29,6 +29,9 @@ SNIPPET_CHARS = 300  # about as long as ts_headline's two fragments of 20–40 w
 # the one model call a page may make (the query and the windows, each <= 300 characters).
 # The best-ranked results spend the budget first; the rest show their first window.
 MAX_MEANING_WINDOWS = 3
+# Only a chunk's start is read: a chunk stored before the chunker bounded them can be
+# megabytes (the SQL's ts_headline reads a bounded start for the same reason).
+SCAN_CHARS = 20_000
 ELLIPSIS = "…"
 
 Span = tuple[int, int]
@@ -133,6 +136,7 @@ def passage_snippets(query: str, sources: Sequence[SnippetSource]) -> dict[int, 
     spans: dict[int, Span] = {}
     by_meaning: dict[int, tuple[str, list[Span]]] = {}
     budget = settings.SEARCH_SNIPPET_MEANING_WINDOWS
+    sources = [SnippetSource(s.key, s.text[:SCAN_CHARS]) for s in sources]
     for source in sources:
         windows = sentence_windows(source.text)
         if not windows:

@@ -121,3 +121,12 @@ def test_count_labels(settings: Any) -> None:
     assert result_count_label(depth, mode="semantic") == f"Top {depth} passages by meaning"
     assert result_count_label(1, mode="semantic") == "1 passage ranked by meaning"
     assert result_count_label(3, mode="keyword") == "3 results"
+
+
+def test_only_the_start_of_a_giant_chunk_is_read(settings: Any) -> None:
+    """A multi-megabyte chunk (stored before the chunker bounded them) costs a bounded scan:
+    a term past snippets.SCAN_CHARS is not looked for."""
+    settings.SEARCH_SNIPPET_MEANING_WINDOWS = 0
+    text = "Opening words here. " + "Filler sentence number one. " * 200_000 + "Volcano at the end."
+    html = passage_snippets("volcano", [SnippetSource(1, text)])[1]
+    assert html.startswith("Opening words here.") and "<mark>" not in html
