@@ -28,6 +28,8 @@ SWEEP_SCHEDULE_NAME = "sweep stuck documents"
 ORPHAN_SWEEP_TASK = "documents.tasks.sweep_orphaned_files"
 ORPHAN_SWEEP_SCHEDULE_NAME = "sweep orphaned files"
 REBUILD_TASK = "documents.tasks.rebuild_keyword_index"
+QUERY_LOG_SWEEP_TASK = "insights.tasks.query_log_sweep"
+QUERY_LOG_SWEEP_SCHEDULE_NAME = "sweep expired query log"
 
 
 def task_groups(documents: list[tuple[int, int]]) -> list[list[int]]:
@@ -102,4 +104,9 @@ def ensure_periodic_schedules() -> None:
             "schedule_type": Schedule.HOURLY,
             "repeats": -1,
         },
+    )
+    # Query log rows go within an hour of turning QUERY_LOG_RETENTION_DAYS old.
+    Schedule.objects.update_or_create(
+        name=QUERY_LOG_SWEEP_SCHEDULE_NAME,
+        defaults={"func": QUERY_LOG_SWEEP_TASK, "schedule_type": Schedule.HOURLY, "repeats": -1},
     )

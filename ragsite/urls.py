@@ -13,6 +13,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("accounts.urls_api")),
     path("", include("documents.urls_api")),
     path("", include("search.urls_api")),
+    path("", include("insights.urls_api")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's set-up script from a URL, not inline (CSP).
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
@@ -29,5 +30,6 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("documents/", include("documents.urls")),
+    path("", include("insights.urls")),
     path("", include("search.urls")),
 ]

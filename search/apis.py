@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from documents.models import Chunk
+from insights.recording import query_logged
 from search.api_errors import BAD_REQUEST, TIMED_OUT, search_api_error
 from search.retrieval import (
     QueryError,
@@ -72,7 +73,14 @@ class SearchView(APIView):
             response = search(SearchParams(**params.validated_data), user=request.user)
         except (QueryError, SearchTimeout) as exc:
             raise search_api_error(exc) from exc
-        return Response(search_response_body(response, user=request.user, started=started))
+        body = search_response_body(response, user=request.user, started=started)
+        return query_logged(
+            Response(body),
+            request=request,
+            endpoint="search",
+            params=params.validated_data,
+            result=response,
+        )
 
 
 class ChunkDetailView(APIView):
@@ -117,4 +125,11 @@ class ChunkSimilarView(APIView):
         except SearchTimeout as exc:
             raise search_api_error(exc) from exc
         response.query = detail["text"][:200]
-        return Response(search_response_body(response, user=request.user, started=started))
+        body = search_response_body(response, user=request.user, started=started)
+        return query_logged(
+            Response(body),
+            request=request,
+            endpoint="similar",
+            params={"chunk_id": pk, **params.validated_data},
+            result=response,
+        )

@@ -365,4 +365,7 @@ def _search_results(
         "mode": params.mode,
         "collections": slugs,
         "all_collections_url": page_url(data, collection=None, page=None),
+        # For the query log (insights.recording.page_logged), not for the template.
+        "search_params": params,
+        "search_response": response,
     }

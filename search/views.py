@@ -4,6 +4,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
+from insights.recording import page_logged
 from search.page import search_page_context
 
 
@@ -14,4 +15,5 @@ def search_page(request: HttpRequest) -> HttpResponse:
     JavaScript) adds the language model's answer to the same search."""
     ask = request.method == "POST"
     context = search_page_context(data=request.GET, user=request.user, ask=ask)
+    page_logged(request=request, context=context)  # sets query_log_id for feedback forms
     return render(request, "search/search.html", context)

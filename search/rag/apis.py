@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from insights.recording import query_logged
 from ragsite.api.parsers import JSONParser  # DRF's, with a depth cap
 from ragsite.api.schema import ApiErrorSerializer
 from search.api_errors import BAD_REQUEST, TIMED_OUT, search_api_error
@@ -90,7 +91,13 @@ class ContextView(APIView):
             raise search_api_error(exc) from exc
         if context.anonymous:
             context.hint = anonymous_hint(user=request.user)
-        return Response(ContextResponseSerializer(context).data)
+        return query_logged(
+            Response(ContextResponseSerializer(context).data),
+            request=request,
+            endpoint="context",
+            params=params.validated_data,
+            result=context,
+        )
 
 
 def _event(name: str, data: Any) -> bytes:
@@ -162,13 +169,26 @@ class AskView(APIView):
         try:
             if values["stream"]:
                 stream = answer_stream_open(params=context_params(values), user=request.user)
-                return self._stream(stream)
+                # Logged once retrieval is done; a streamed answer's text is not kept.
+                return query_logged(
+                    self._stream(stream),
+                    request=request,
+                    endpoint="ask",
+                    params=values,
+                    result=stream.context,
+                )
             answer = answer_create(params=context_params(values), user=request.user)
         except (QueryError, SearchTimeout) as exc:
             raise search_api_error(exc) from exc
         except LLMError as exc:
             return Response({"detail": str(exc)}, status=exc.status)
-        return Response(AskResponseSerializer(answer).data)
+        return query_logged(
+            Response(AskResponseSerializer(answer).data),
+            request=request,
+            endpoint="ask",
+            params=values,
+            result=answer,
+        )
 
     def _stream(self, stream: AnswerStream) -> StreamingHttpResponse:
         response = StreamingHttpResponse(

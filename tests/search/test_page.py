@@ -222,10 +222,13 @@ def test_script_in_a_document_is_shown_as_text(
         assert "<script>window" not in page
         assert "&lt;script&gt;window.__pwned=1" in page
         assert "Evil &lt;script&gt;window.__pwned=1&lt;/script&gt;</" in page  # the title
-        # The only scripts are our own static file.
+        # The only scripts are our own static files.
         assert re.findall(r"<script[^>]*>", page) in (
             [],
-            ['<script src="/static/js/search.js" defer>'],
+            [
+                '<script src="/static/js/search.js" defer>',
+                '<script src="/static/js/feedback.js" defer>',
+            ],
         )
 
 

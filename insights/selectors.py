@@ -1,0 +1,73 @@
+"""Reads: a user's own history, and what the admin may show a staff member."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.db.models.expressions import RawSQL
+
+from documents.selectors import User, collection_list_readable
+from insights.models import Feedback, QueryLog
+
+
+def _owner(user: User | None) -> Q:
+    """The rows of a signed-in user, or the anonymous rows."""
+    if user is not None and user.is_authenticated:
+        return Q(user_id=user.pk)
+    return Q(user__isnull=True)
+
+
+def query_log_list_own(*, user: User) -> QuerySet[QueryLog]:
+    if not user.is_authenticated:
+        return QueryLog.objects.none()
+    return QueryLog.objects.filter(_owner(user)).order_by("-created")
+
+
+def query_log_list_visible(*, user: User) -> QuerySet[QueryLog]:
+    """Rows whose searched collections the staff member may all read (superusers: all).
+    A row that searched nothing (no readable collection) is shown only to superusers."""
+    if getattr(user, "is_superuser", False):
+        return QueryLog.objects.all()
+    readable = list(collection_list_readable(user=user).values_list("pk", flat=True))
+    # `<@` (is contained by) on the arrays: every searched collection is readable.
+    return QueryLog.objects.exclude(collection_ids=[]).filter(
+        pk__in=RawSQL(
+            "SELECT id FROM insights_querylog WHERE collection_ids <@ %s::bigint[]", (readable,)
+        )
+    )
+
+
+def query_text_visible(*, viewer: User, row: QueryLog) -> bool:
+    """Another user's query text is for superusers only; staff see their own and
+    anonymous queries."""
+    if getattr(viewer, "is_superuser", False):
+        return True
+    return row.user_id is None or row.user_id == getattr(viewer, "pk", None)
+
+
+def feedback_votes(*, query_log_id: int | None, user: User) -> dict[Any, bool]:
+    """The signed-in user's votes on a row: {document_id: useful, "answer": useful}."""
+    if query_log_id is None or not user.is_authenticated:
+        return {}
+    votes: dict[Any, bool] = {}
+    for target, document_id, useful in Feedback.objects.filter(
+        _owner(user), query_log_id=query_log_id
+    ).values_list("target", "document_id", "useful"):
+        votes["answer" if target == Feedback.Target.ANSWER else document_id] = useful
+    return votes
+
+
+def query_log_same_search(
+    *, pk: str | None, user: User, query: str, params: dict[str, Any]
+) -> int | None:
+    """The row `pk` if it logged this very search by this caller (the page coming back
+    from a vote), else None."""
+    if not pk or not pk.isdigit():
+        return None
+    row = QueryLog.objects.filter(_owner(user), pk=int(pk), endpoint=QueryLog.Endpoint.PAGE)
+    found = row.values("query", "mode", "params").first()
+    if found is None or found["query"] not in (query, ""):
+        return None
+    same = all(found["params"].get(key) == params.get(key) for key in ("offset", "mode", "top_k"))
+    return int(pk) if same else None

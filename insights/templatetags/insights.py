@@ -1,0 +1,55 @@
+"""`{% result_feedback card.result %}` and `{% answer_feedback %}` on the search page: a
+"useful / not useful" form that works without JavaScript (static/js/feedback.js sends
+it to the API instead and stays on the page)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from insights.selectors import feedback_votes
+
+register = template.Library()
+
+
+def _votes(context: Any) -> dict[Any, bool]:
+    """The signed-in user's votes on this search, read once per page."""
+    cache = context.render_context
+    if "insights_votes" not in cache:
+        request = context.get("request")
+        user = getattr(request, "user", None)
+        log_id = context.get("query_log_id")
+        cache["insights_votes"] = (
+            feedback_votes(query_log_id=log_id, user=user) if user is not None else {}
+        )
+    votes: dict[Any, bool] = cache["insights_votes"]
+    return votes
+
+
+def _form(context: Any, *, key: Any, document_id: int | None, title: str) -> dict[str, Any]:
+    request = context.get("request")
+    return {
+        "query_log_id": context.get("query_log_id"),
+        "document_id": document_id,
+        "answer": document_id is None,
+        "vote": _votes(context).get(key),
+        "next": request.get_full_path() if request is not None else "/",
+        "title": title,
+        "csrf_token": context.get("csrf_token"),
+    }
+
+
+@register.inclusion_tag("insights/_feedback.html", takes_context=True)
+def result_feedback(context: Any, result: Any) -> dict[str, Any]:
+    return _form(
+        context,
+        key=result.document_id,
+        document_id=result.document_id,
+        title=result.document_title,
+    )
+
+
+@register.inclusion_tag("insights/_feedback.html", takes_context=True)
+def answer_feedback(context: Any) -> dict[str, Any]:
+    return _form(context, key="answer", document_id=None, title="the answer")
