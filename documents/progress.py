@@ -150,3 +150,41 @@ def _eta(started: datetime | None, *, work_done: float, total: int, now: datetim
         return None
     elapsed = max((now - started).total_seconds(), 0.0)
     return round(remaining * elapsed / work_done)
+
+
+# --- Words for people (the admin list and its live updates use the same) ------------------
+
+
+def progress_label(document: Document) -> str:
+    """'embedding 12 of 40 chunks' while processing; empty otherwise."""
+    progress = document_progress(document)
+    if progress is None:
+        return ""
+    unit = {EMBEDDING: "chunks", OCR: "pages"}.get(progress["phase"])
+    if unit is None or not progress["total"]:
+        return f"{progress['phase']}…"
+    return f"{progress['phase']} {progress['done']} of {progress['total']} {unit}"
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 60:
+        return "under a minute"
+    if seconds < 3600:
+        minutes = round(seconds / 60)
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def batch_label(progress: BatchProgress) -> str:
+    """'3 of 14 ready · 1 failed · about 2 minutes left'."""
+    parts = [f"{progress.ready} of {progress.total} ready"]
+    if progress.failed:
+        parts.append(f"{progress.failed} failed")
+    if progress.finished:
+        parts.append("done")
+    elif progress.eta_seconds is not None:
+        parts.append(f"about {_duration(progress.eta_seconds)} left")
+    else:
+        parts.append("waiting for the first document")
+    return " · ".join(parts)

@@ -1,189 +1,38 @@
+"""Documents in the admin: the multi-file upload, the live list (admin_status.js polls
+`status_view`), actions through the lifecycle services, the read-only chunks."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from documents.admin.access import GrantedCollectionFilter, StaffAccess
 from documents.citations import pages_label
-from documents.forms import CollectionAdminForm, DocumentChangeForm, DocumentUploadForm
+from documents.forms import DocumentChangeForm, DocumentUploadForm
 from documents.lifecycle import DocumentStateError, document_reembed, document_retry
-from documents.models import Chunk, Collection, CollectionGrant, Document
+from documents.models import Chunk, Document
+from documents.progress import batch_create, batch_label, batch_progress, progress_label
 from documents.selectors import (
-    collection_can_manage,
     collection_can_write,
     collection_list_granted,
     collection_list_writable,
 )
 from documents.services import (
-    CollectionError,
     UploadError,
-    collection_create,
     collection_create_named,
-    collection_delete,
-    collection_update,
     document_delete,
     document_upload,
     safe_source_name,
 )
-from ragsite.json_safety import check_text
-
-
-class StaffAccess(admin.ModelAdmin):
-    """Any active staff member may open these admin pages; what they see and change is
-    decided per collection by ownership and grants (documents/selectors.py), not by
-    Django's model permissions. Superusers see everything."""
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.is_active and request.user.is_staff)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self.has_module_permission(request)
-
-    def lookup_allowed(
-        self, lookup: str, value: str, request: HttpRequest | None = None
-    ) -> bool:
-        # Django hands any lookup on a local field to the database as is: a regex
-        # PostgreSQL cannot compile, or a NUL it cannot receive, would be a 500.
-        if lookup.endswith(("__regex", "__iregex")):
-            return False  # a 400; nothing in the admin links to one
-        try:
-            check_text(value)
-        except ValueError as exc:
-            raise IncorrectLookupParameters(exc) from exc  # the usual "?e=1" answer
-        return bool(super().lookup_allowed(lookup, value, request))
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
-    ) -> tuple[QuerySet[Any], bool]:
-        try:
-            check_text(search_term)
-        except ValueError as exc:
-            raise IncorrectLookupParameters(exc) from exc
-        return super().get_search_results(request, queryset, search_term)
-
-
-class GrantInline(admin.TabularInline):
-    model = CollectionGrant
-    fields = ["user", "group", "permission", "created"]
-    readonly_fields = ["created"]
-    extra = 0
-
-    def _manages(self, request: HttpRequest, obj: Any) -> bool:
-        return obj is not None and collection_can_manage(user=request.user, collection=obj)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._manages(request, obj)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._manages(request, obj)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._manages(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._manages(request, obj)
-
-
-@admin.register(Collection)
-class CollectionAdmin(StaffAccess):
-    form = CollectionAdminForm
-    list_display = ["name", "slug", "is_public", "search_config", "owner", "created"]
-    list_filter = ["is_public", "search_config"]
-    search_fields = ["name", "slug", "description"]
-    prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["created", "updated"]
-    inlines = [GrantInline]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Collection]:
-        return collection_list_granted(user=request.user).select_related("owner")
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        if request.user.is_superuser:
-            return self.readonly_fields
-        return [*self.readonly_fields, "owner"]  # the creator owns it; only superusers move it
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return self.has_module_permission(request)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        if obj is None:
-            return self.has_module_permission(request)
-        return collection_can_manage(user=request.user, collection=obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self.has_change_permission(request, obj)
-
-    def save_model(self, request: HttpRequest, obj: Collection, form: Any, change: bool) -> None:
-        """Through the services, like the API: a new language re-indexes the chunks, and
-        a new collection is owned by its creator unless a superuser chose an owner."""
-        values = {name: form.cleaned_data[name] for name in form.fields if name != "owner"}
-        if "owner" in form.fields:
-            values["owner"] = form.cleaned_data["owner"]
-        if change:
-            # `obj` already holds the form's values; the service compares with the stored row.
-            stored = Collection.objects.get(pk=obj.pk)
-            changed = {name: values[name] for name in form.changed_data if name in values}
-            saved = collection_update(collection=stored, **changed)
-        else:
-            owner = values.pop("owner", None) or request.user
-            saved = collection_create(owner=owner, **values)
-        for field in Collection._meta.concrete_fields:  # the inlines save against `obj`
-            setattr(obj, field.attname, getattr(saved, field.attname))
-
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        # The form's own check passes for two admins saving one slug at once; the loser's
-        # save fails in the service. Say why on the form page instead of a 500 (the admin's
-        # transaction is rolled back, nothing was saved).
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except CollectionError as exc:
-            messages.error(request, f"Not saved: {exc.message}")
-            return HttpResponseRedirect(request.get_full_path())
-
-    def delete_model(self, request: HttpRequest, obj: Collection) -> None:
-        collection_delete(collection=obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Collection]) -> None:
-        for collection in queryset:
-            if collection_can_manage(user=request.user, collection=collection):
-                collection_delete(collection=collection)
-
-
-class GrantedCollectionFilter(admin.SimpleListFilter):
-    """The collection filter lists only collections the staff member may see."""
-
-    def __init__(self, request: HttpRequest, params: Any, model: Any, model_admin: Any) -> None:
-        super().__init__(request, params, model, model_admin)
-        value = self.value()
-        if value and not value.isdigit():
-            raise IncorrectLookupParameters(f"collection id {value!r} is not a number")
-
-    title = "collection"
-    parameter_name = "collection__id__exact"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(str(c.pk), c.name) for c in collection_list_granted(user=request.user)]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        if value:
-            return queryset.filter(collection_id=int(value))
-        return queryset
-
+from documents.workers import worker_notice
 
 CHUNK_FIELDS = ("ordinal", "pages", "heading", "token_count", "embedding_model", "preview")
 
@@ -215,9 +64,7 @@ class ChunkInline(admin.TabularInline):
         return chunk.text[:200] + ("…" if len(chunk.text) > 200 else "")
 
 
-def _each(
-    transition: Callable[..., Document], documents: list[Document]
-) -> tuple[int, int]:
+def _each(transition: Callable[..., Document], documents: list[Document]) -> tuple[int, int]:
     """Apply a lifecycle transition to each document: (done, refused by its status)."""
     done = refused = 0
     for document in documents:
@@ -228,6 +75,9 @@ def _each(
             refused += 1
     return done, refused
 
+
+# The last upload's batch, whose progress bar the document list shows until it is done.
+BATCH_SESSION_KEY = "documents_upload_batch"
 
 DOCUMENT_READONLY_FIELDS = [
     "collection",
@@ -290,8 +140,12 @@ class DocumentAdmin(StaffAccess):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, document: Document) -> str:
+        # admin_status.js updates both spans in place from status_view.
         return format_html(
-            '<span class="status status-{}">{}</span>', document.status, document.status
+            '<span class="status status-{}">{}</span><span class="progress-note">{}</span>',
+            document.status,
+            document.status,
+            progress_label(document),
         )
 
     @admin.display(description="original")
@@ -314,13 +168,60 @@ class DocumentAdmin(StaffAccess):
                 self.admin_site.admin_view(self.upload_view),
                 name="documents_document_upload",
             ),
+            path(
+                "status/",
+                self.admin_site.admin_view(self.status_view),
+                name="documents_document_status",
+            ),
             *super().get_urls(),
         ]
 
+    def _live(self, request: HttpRequest) -> dict[str, Any]:
+        """What the list shows above the table, and updates in place: how many documents
+        wait, the no-worker notice, the last upload's batch bar."""
+        visible = self.get_queryset(request)
+        notice = worker_notice(documents=visible)
+        batch_id = request.session.get(BATCH_SESSION_KEY)
+        batch = batch_progress(batch_id) if batch_id else None
+        if batch is None or batch.finished:  # shown finished once, then gone
+            request.session.pop(BATCH_SESSION_KEY, None)
+        busy = visible.filter(status__in=["pending", "processing"]).count()
+        return {
+            "busy": busy,
+            "busy_text": f"{busy} document{'s' if busy != 1 else ''} waiting or processing"
+            if busy
+            else "",
+            "notice": notice.message if notice else None,
+            "batch": {**batch.as_dict(), "text": batch_label(batch)} if batch else None,
+        }
+
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
-        busy = self.get_queryset(request).filter(status__in=["pending", "processing"]).count()
-        extra = {"busy_count": busy, **(extra_context or {})}
+        extra = {
+            "live": self._live(request),
+            "status_url": reverse("admin:documents_document_status"),
+            **(extra_context or {}),
+        }
         return super().changelist_view(request, extra_context=extra)
+
+    def status_view(self, request: HttpRequest) -> JsonResponse:
+        """The rows on the list's page (`?ids=1,2,3`), for admin_status.js to update in
+        place; only documents this staff member may see."""
+        raw = [part for part in request.GET.get("ids", "").split(",") if part]
+        if len(raw) > 1000 or not all(part.isdigit() and len(part) < 19 for part in raw):
+            return JsonResponse({"detail": "ids: up to 1000 comma-separated numbers"}, status=400)
+        documents = self.get_queryset(request).filter(pk__in=[int(part) for part in raw])
+        rows = [
+            {
+                "id": document.pk,
+                "status": document.status,
+                "progress": progress_label(document),
+                "error": self.short_error(document),
+                "chunk_count": document.chunk_count,
+                "embedding_model": document.embedding_model or "-",
+            }
+            for document in documents
+        ]
+        return JsonResponse({"documents": rows, **self._live(request)})
 
     def upload_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_change_permission(request):
@@ -349,6 +250,7 @@ class DocumentAdmin(StaffAccess):
         files = form.cleaned_data["files"]
         queued = 0
         duplicates: list[str] = []
+        batch = batch_create()  # the list shows these files' progress as one bar
         for file in files:
             try:
                 result = document_upload(
@@ -357,6 +259,7 @@ class DocumentAdmin(StaffAccess):
                     file=file,
                     title=form.cleaned_data["title"] if len(files) == 1 else "",
                     metadata=form.cleaned_data["metadata"],
+                    batch=batch,
                 )
             except UploadError as exc:
                 form.add_error("files", f"{file.name}: {exc.message}")
@@ -365,6 +268,8 @@ class DocumentAdmin(StaffAccess):
                 duplicates.append(safe_source_name(file.name or ""))
             else:
                 queued += 1
+        if queued:
+            request.session[BATCH_SESSION_KEY] = str(batch.pk)
         if queued or duplicates:
             already = f"; already uploaded: {', '.join(duplicates)}" if duplicates else ""
             messages.success(request, f"Queued {queued} document(s) for processing{already}.")
