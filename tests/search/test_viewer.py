@@ -19,6 +19,7 @@ from documents.viewer import own_spans, search_back_url
 from tests.conftest import ingest_files
 from tests.factories import CollectionFactory
 from tests.search.test_browser import (  # noqa: F401 (fixtures)
+    ARTIFACTS,
     Tab,
     browser,
     serious_accessibility_violations,
@@ -156,6 +157,8 @@ def test_from_results_to_the_cited_passage_and_back(
     text = page.locator(".doc-text").inner_text()
     assert all(text.count(f"Fact {i:03d} says") == 1 for i in range(60))
     assert not serious_accessibility_violations(page)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "document-cited.png")
 
     page.get_by_role("navigation", name="Breadcrumb").get_by_role("link", name="Search").click()
     expect(page).to_have_url(results_url)
