@@ -1,15 +1,19 @@
 """End-to-end ingestion throughput against bare encoding, on the SciFact corpus.
 
     .venv/bin/python bench/ingest.py [--dataset ../shared/datasets/scifact] [--limit N]
+        [--backends onnx,torch]
 
 1. Writes each corpus document as a Markdown file (title as heading) into a temporary
    folder (not timed).
 2. Times `manage.py ingest FOLDER --collection bench-ingest --wait` in a fresh process
-   with no worker running: upload, extraction, chunking, embedding, storage and BM25
+   with no worker running, on a database of its own (`<product database>_ingest`,
+   bench/benchdb.py, migrated here): upload, extraction, chunking, embedding, storage and BM25
    indexing of every document until all are ready. Peak memory is that process's.
-3. Times bare `SentenceTransformer.encode` (batch size as configured) on exactly the
+3. Times bare encoding with the same backend (batch size as configured) on exactly the
    texts the pipeline embedded (contextual header + chunk text), in this process.
-Reports documents/s, chunks/s and the ratio of end-to-end chunks/s to bare chunks/s.
+Steps 2 and 3 run once per --backends value (EMBEDDING_BACKEND: onnx,torch by default),
+on the same files in one invocation. Reports per backend documents/s, chunks/s and the
+ratio of end-to-end chunks/s to bare chunks/s, and onnx's documents/s over torch's.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -30,64 +35,57 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ragsite.settings")
 
 import django  # noqa: E402
 
+from bench.benchdb import database_create, database_exists, database_url, use_database  # noqa: E402
+
+# A database of its own (bench/benchdb.py): the product's data is never touched.
+DATABASE = use_database("ingest")
 django.setup()
 
 from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
 
 from documents.chunk_text import chunk_text  # noqa: E402
 from documents.citations import display_title  # noqa: E402
 from documents.embedding import get_model  # noqa: E402
+from documents.embedding.export import export_prepare  # noqa: E402
 from documents.models import Chunk, Collection, Document  # noqa: E402
 from documents.services import collection_delete  # noqa: E402
 
 SLUG = "bench-ingest"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--dataset", type=Path, default=Path("../shared/datasets/scifact"))
-    parser.add_argument("--limit", type=int, default=0)
-    parser.add_argument("--output", type=Path, default=ROOT / "bench/results/ingest.json")
-    args = parser.parse_args()
+def write_corpus(dataset: Path, folder: Path, limit: int) -> int:
+    count = 0
+    with (dataset / "corpus.jsonl").open() as corpus:
+        for line in corpus:
+            row = json.loads(line)
+            text = f"# {row['title'].strip()}\n\n{row['text'].strip()}"
+            (folder / f"{row['_id']}.md").write_text(text)
+            count += 1
+            if limit and count >= limit:
+                break
+    return count
 
+
+def ingest_once(folder: str, count: int, backend: str) -> dict[str, Any]:
+    """Steps 2 and 3 with one backend: the ingest in a fresh process, then bare encoding."""
     existing = Collection.objects.filter(slug=SLUG).first()
     if existing:
         collection_delete(collection=existing)
-    with tempfile.TemporaryDirectory() as folder:
-        count = 0
-        with (args.dataset / "corpus.jsonl").open() as corpus:
-            for line in corpus:
-                row = json.loads(line)
-                text = f"# {row['title'].strip()}\n\n{row['text'].strip()}"
-                (Path(folder) / f"{row['_id']}.md").write_text(text)
-                count += 1
-                if args.limit and count >= args.limit:
-                    break
-        started = time.perf_counter()
-        result = subprocess.run(
-            [
-                "/usr/bin/time",
-                "-v",
-                sys.executable,
-                "manage.py",
-                "ingest",
-                folder,
-                "--collection",
-                SLUG,
-                "--wait",
-                "--verbosity",
-                "0",
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        elapsed = time.perf_counter() - started
+    command = [sys.executable, "manage.py", "ingest", folder, "--collection", SLUG, "--wait"]
+    started = time.perf_counter()
+    result = subprocess.run(
+        ["/usr/bin/time", "-v", *command, "--verbosity", "0"],
+        cwd=ROOT,
+        env={**os.environ, "EMBEDDING_BACKEND": backend, "DATABASE_URL": database_url()},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    elapsed = time.perf_counter() - started
     peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)
     if peak is None:
         sys.exit(f"/usr/bin/time -v printed no peak memory:\n{result.stderr}")
-    peak_kb = int(peak[1])
     collection = Collection.objects.get(slug=SLUG)
     ready = Document.objects.filter(collection=collection, status=Document.Status.READY).count()
     chunks = list(
@@ -103,30 +101,52 @@ def main() -> None:
         ).embedded
         for chunk in chunks
     ]
-    model = get_model()
-    model.encode(texts[:64], batch_size=settings.EMBEDDING_BATCH_SIZE, show_progress_bar=False)
+    model = get_model(backend)
+    model.embed(texts[:64], settings.EMBEDDING_BATCH_SIZE)  # warm-up, not timed
     encode_started = time.perf_counter()
-    model.encode(
-        texts,
-        batch_size=settings.EMBEDDING_BATCH_SIZE,
-        normalize_embeddings=True,
-        show_progress_bar=False,
-    )
+    model.embed(texts, settings.EMBEDDING_BATCH_SIZE)
     encode_seconds = time.perf_counter() - encode_started
-
-    report = {
+    return {
         "documents": count,
         "ready": ready,
         "chunks": len(chunks),
         "end_to_end_seconds": round(elapsed, 1),
         "documents_per_second": round(count / elapsed, 2),
         "chunks_per_second": round(len(chunks) / elapsed, 2),
-        "peak_memory_mb": round(peak_kb / 1024),
+        "peak_memory_mb": round(int(peak[1]) / 1024),
         "bare_encode_seconds": round(encode_seconds, 1),
         "bare_encode_chunks_per_second": round(len(chunks) / encode_seconds, 2),
         "ratio": round((len(chunks) / elapsed) / (len(chunks) / encode_seconds), 3),
-        "batch_size": settings.EMBEDDING_BATCH_SIZE,
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", type=Path, default=Path("../shared/datasets/scifact"))
+    parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--backends", default="onnx,torch", help="EMBEDDING_BACKEND values")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench/results/ingest.json")
+    args = parser.parse_args()
+    backends = [kind.strip() for kind in args.backends.split(",") if kind.strip()]
+    if "onnx" in backends:
+        export_prepare()  # made once, before anything is timed
+    if not database_exists(DATABASE):
+        database_create(DATABASE)
+    call_command("migrate", verbosity=0, interactive=False)
+
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        count = write_corpus(args.dataset, Path(folder), args.limit)
+        for backend in backends:
+            results[backend] = ingest_once(folder, count, backend)
+    report: dict[str, Any] = {
+        "batch_size": settings.EMBEDDING_BATCH_SIZE,
+        "backends": results,
+    }
+    if {"onnx", "torch"} <= set(results):
+        report["onnx_vs_torch_documents_per_second"] = round(
+            results["onnx"]["documents_per_second"] / results["torch"]["documents_per_second"], 2
+        )
     print(json.dumps(report, indent=2))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
