@@ -11,7 +11,7 @@ import io
 import logging
 import warnings
 
-from PIL import Image, ImageSequence, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from .ocr import (
     IMAGE_NO_TESSERACT,
@@ -40,8 +40,8 @@ def parse_image(data: bytes, ocr: OcrOptions | None = None) -> Parsed:
         check_page_count(frames, ocr, what="image")
         parsed = Parsed(page_count=frames)
         report(ocr, 0, frames)
-        for number, frame in enumerate(ImageSequence.Iterator(image), start=1):
-            text = ocr_image(_loaded(frame, number), ocr, page=number)
+        for number in range(1, frames + 1):
+            text = ocr_image(_frame(image, number), ocr, page=number)
             for paragraph in paragraphs(clean(text)):
                 parsed.segments.append(Segment(paragraph, page=number))
             report(ocr, number, frames)
@@ -86,19 +86,22 @@ def _open(data: bytes) -> Image.Image:
 def _frame_count(image: Image.Image) -> int:
     try:
         return max(1, int(getattr(image, "n_frames", 1)))
-    except (OSError, ValueError, EOFError, SyntaxError) as exc:  # a damaged frame chain
+    except Exception as exc:  # a damaged frame chain
         raise ExtractionError(f"corrupt image: {_short(exc)}") from None
 
 
-def _loaded(frame: Image.Image, number: int) -> Image.Image:
-    """The frame with its pixels decoded; a truncated or damaged file is an error."""
-    width, height = frame.size
-    check_pixels(width, height, what=f"image page {number}")
+def _frame(image: Image.Image, number: int) -> Image.Image:
+    """Frame ``number`` (1-based) with its pixels decoded; a truncated or damaged file is
+    an error. Each frame's size is checked before its pixels are decoded."""
     try:
-        frame.load()
-    except (OSError, ValueError, EOFError, SyntaxError) as exc:
+        image.seek(number - 1)
+        check_pixels(*image.size, what=f"image page {number}")
+        image.load()
+    except ExtractionError:
+        raise
+    except Exception as exc:  # Pillow's decoders: OSError, SyntaxError, struct.error...
         raise ExtractionError(f"corrupt image (page {number}): {_short(exc)}") from None
-    return frame
+    return image
 
 
 def _short(exc: BaseException) -> str:

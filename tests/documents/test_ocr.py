@@ -8,6 +8,7 @@ embedded in a PDF or saved as an image, so the OCR result can be checked word by
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import time
 from pathlib import Path
@@ -15,6 +16,9 @@ from typing import Any
 
 import pypdfium2 as pdfium
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from PIL import Image
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.utils import ImageReader
@@ -25,6 +29,7 @@ from documents.extraction.ocr import OcrOptions, OcrOutOfTime, ocr_options, tess
 from documents.pipeline import _ocr
 from search.retrieval import SearchParams, search
 from tests.factories import CollectionFactory, DocumentFactory
+from tests.robustness.test_properties import FLIPS, UNEXPECTED, _damage
 
 SCANNED = [
     "The zeppelin hangar inspection took place on Monday.",
@@ -315,3 +320,39 @@ def test_out_of_time_in_a_shared_task_is_retried_not_failed(
     assert document.status == "pending"
     assert "the task's time ran out" in document.error
     assert document.attempts == 1
+
+
+@functools.cache
+def _small_scans() -> dict[str, bytes]:
+    """Small real scans of each kind, for damaging (small: OCR runs on many of them)."""
+    page = _scan(["Damaged scans are read or refused."], dpi=100)
+    strip = page.crop((0, 0, page.width, page.height // 6))
+    return {
+        "png": _image(strip, "PNG"),
+        "jpg": _image(strip, "JPEG"),
+        "tif": _image(strip, "TIFF", save_all=True, append_images=[strip], compression="raw"),
+        "pdf": _pdf_with_pages([strip, ["A text page."]]),
+    }
+
+
+@hypothesis_settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    kind=st.sampled_from(["png", "jpg", "tif", "pdf"]),
+    cut=st.integers(0, 10**6),
+    flips=FLIPS,
+    splice=st.binary(max_size=64),
+)
+def test_damaged_scans_are_read_or_refused_with_a_reason(
+    kind: str, cut: int, flips: list[tuple[int, int]], splice: bytes
+) -> None:
+    data = _damage(_small_scans()[kind], cut, flips, splice)
+    try:
+        result = extract(data, filename=f"scan.{kind}", ocr=_options(page_timeout=30.0))
+    except ExtractionError as error:
+        assert str(error).strip()
+        assert not UNEXPECTED.match(str(error)), f"a reader failed unexpectedly: {error}"
+        return
+    assert "\n\n".join(result.text[b.start : b.end] for b in result.blocks) == result.text
+    assert all(block.page is not None for block in result.blocks)
