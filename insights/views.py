@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -16,17 +18,17 @@ from ragsite.ratelimit import rate_parse, ratelimit_hit
 SEARCH_URL = "/"
 
 
-def _back(request: HttpRequest, *, log_id: int | None, anchor: str) -> str:
+def _back(request: HttpRequest, *, log_id: int, voted: str, anchor: str) -> str:
     """The search the vote came from; `logged` tells the page it is the same search (it
-    shows the vote and logs no second row)."""
+    logs no second row), `voted` which vote to show (anonymous votes are not looked up)."""
     target = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ) or not target.startswith("/"):
         target = SEARCH_URL
     target = target.split("#", 1)[0]
-    if log_id is not None:
-        target += ("&" if "?" in target else "?") + f"logged={log_id}"
+    target = re.sub(r"[?&](logged|voted)=[^&]*", "", target)
+    target += ("&" if "?" in target else "?") + f"logged={log_id}&voted={voted}"
     return target + anchor
 
 
@@ -57,5 +59,8 @@ def feedback_page(request: HttpRequest) -> HttpResponse:
     except FeedbackError as exc:
         form.add_error(None, str(exc))
         return render(request, "insights/feedback_error.html", {"form": form}, status=400)
-    anchor = "#answer" if values["answer"] else f"#feedback-{values.get('document')}"
-    return HttpResponseRedirect(_back(request, log_id=values["query_log"], anchor=anchor))
+    key = "answer" if values["answer"] else str(values.get("document"))
+    voted = f"{key}:{values['useful']}"
+    return HttpResponseRedirect(
+        _back(request, log_id=values["query_log"], voted=voted, anchor=f"#feedback-{key}")
+    )

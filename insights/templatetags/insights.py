@@ -27,13 +27,24 @@ def _votes(context: Any) -> dict[Any, bool]:
     return votes
 
 
+def _just_voted(request: Any, key: Any) -> bool | None:
+    """The vote the no-JavaScript form just sent (`voted=<key>:yes|no` on the way back),
+    which is all an anonymous visitor's page knows of it."""
+    voted = request.GET.get("voted", "") if request is not None else ""
+    name, _, useful = voted.partition(":")
+    if name != str(key) or useful not in ("yes", "no"):
+        return None
+    return useful == "yes"
+
+
 def _form(context: Any, *, key: Any, document_id: int | None, title: str) -> dict[str, Any]:
     request = context.get("request")
+    vote = _votes(context).get(key)
     return {
         "query_log_id": context.get("query_log_id"),
         "document_id": document_id,
         "answer": document_id is None,
-        "vote": _votes(context).get(key),
+        "vote": _just_voted(request, key) if vote is None else vote,
         "next": request.get_full_path() if request is not None else "/",
         "title": title,
         "csrf_token": context.get("csrf_token"),
