@@ -1,7 +1,8 @@
 """Load test: the production web stack under concurrent API users while uploads arrive.
 
     .venv/bin/python bench/load.py [--duration 60] [--users 20] [--upload-interval 2]
-        [--think-time 0] [--corpus-docs 1500] [--output bench/results/load.json]
+        [--think-time 0] [--corpus-docs 1500] [--backends onnx,torch]
+        [--output bench/results/load.json]
 
 1. Prepares a dedicated database, `<product database>_load` (see bench/benchdb.py; the
    product's data is never touched): migrates it and, once, ingests the first
@@ -20,6 +21,10 @@
 5. Prints requests, errors, throughput and p50/p95/p99 latency overall and per mode, and
    how many uploads were processed to `ready` before the run ended; writes them as JSON
    to --output. Stops every process it started, also on Ctrl-C; exits 1 on any error.
+Steps 3 to 5 run once per --backends value (EMBEDDING_BACKEND of gunicorn and the worker),
+one after the other in one invocation, each also reporting the resident memory of every
+gunicorn worker after its run (web_worker_rss_mb); the JSON holds both runs and their
+search p95s side by side.
 Everything talks to 127.0.0.1 only. Process logs: bench/results/load-logs/.
 """
 
@@ -65,6 +70,7 @@ from django_q.models import OrmQ  # noqa: E402
 
 from accounts.models import ApiToken  # noqa: E402
 from accounts.services import token_create  # noqa: E402
+from documents.embedding.export import export_prepare  # noqa: E402
 from documents.models import Chunk, Collection, CollectionGrant, Document  # noqa: E402
 from documents.pipeline import documents_process_pending  # noqa: E402
 from documents.services import (  # noqa: E402
@@ -252,98 +258,57 @@ def upload_report(collection: Collection, started: Any, ended: Any) -> dict[str,
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--duration", type=int, default=60, help="seconds of load")
-    parser.add_argument("--users", type=int, default=20, help="concurrent search users")
-    parser.add_argument("--upload-interval", type=float, default=2.0, help="seconds")
-    parser.add_argument(
-        "--think-time", type=float, default=0.0, help="seconds each user waits between requests"
-    )
-    parser.add_argument("--corpus-docs", type=int, default=1500, help="abstracts to search")
-    parser.add_argument("--dataset", type=Path, default=ROOT.parent / "shared/datasets/scifact")
-    parser.add_argument("--output", type=Path, default=ROOT / "bench/results/load.json")
-    args = parser.parse_args()
-    # A plain `kill` must still stop the children: turn SIGTERM into an exception.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+def worker_memory_mb(web: Service) -> list[float]:
+    """Resident memory of each gunicorn worker (the master's children), in MB."""
+    import psutil
 
-    if not database_exists(DATABASE):
-        database_create(DATABASE)
-    log(f"database {DATABASE}: migrating ...")
-    call_command("migrate", verbosity=0, interactive=False)
-    rows = corpus_rows(args.dataset)
-    search_collection = prepare_corpus(rows[: args.corpus_docs])
-    searched = {
-        "documents": search_collection.documents.filter(status=Document.Status.READY).count(),
-        "chunks": Chunk.objects.filter(collection=search_collection).count(),
-    }
-    tokens = prepare_users(args.users, search_collection)
-    upload_collection, upload_token = prepare_uploads()
-    run_tag = timezone.now().strftime("%Y%m%d%H%M%S")
-    needed = int(args.duration / max(args.upload_interval, 0.1)) + 5
-    uploads = [
-        {
-            "title": str(row.get("title") or "").strip(),
-            "text": f"{markdown(row)}\n\n(load test {run_tag}, upload {number})",
-        }
-        for number, row in enumerate(rows[args.corpus_docs : args.corpus_docs + needed])
-    ]
-    queries = list(load_queries(args.dataset / "queries_test.jsonl").values())
-    url = database_url()
+    return [round(c.memory_info().rss / 2**20) for c in psutil.Process(web.process.pid).children()]
+
+
+def run_once(args: argparse.Namespace, backend: str, setup: dict[str, Any]) -> dict[str, Any]:
+    """One load run against gunicorn + worker serving with EMBEDDING_BACKEND=backend."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     services: list[Service] = []
     try:
         with tempfile.TemporaryDirectory() as folder:
             config = Path(folder) / "config.json"
-            config.write_text(
-                json.dumps(
-                    {
-                        "tokens": tokens,
-                        "queries": queries,
-                        "search_collection": SEARCH_SLUG,
-                        "upload_collection": UPLOAD_SLUG,
-                        "upload_token": upload_token,
-                        "uploads": uploads,
-                        "think_time": args.think_time,
-                        "upload_interval": args.upload_interval,
-                    }
-                )
-            )
+            config.write_text(json.dumps(setup["locust"]))
             config.chmod(0o600)  # it holds the tokens
             server_env = local_env(
-                DATABASE_URL=url,
+                DATABASE_URL=setup["url"],
                 MEDIA_ROOT=str(MEDIA_ROOT),
                 ALLOWED_HOSTS="127.0.0.1",
                 SECURE_SSL_REDIRECT="false",
                 LOG_LEVEL="WARNING",
                 PYTHONUNBUFFERED="1",
+                EMBEDDING_BACKEND=backend,
                 **THROTTLES,
             )
             worker = Service(
-                "worker",
+                f"worker-{backend}",
                 [sys.executable, "manage.py", "qcluster"],
                 {**server_env, "WORKERS": "1", "LOG_LEVEL": "INFO"},
             )
             services.append(worker)
             web = Service(
-                "gunicorn",
+                f"gunicorn-{backend}",
                 [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "ragsite.wsgi"],
                 {**server_env, "GUNICORN_BIND": f"127.0.0.1:{port}"},
             )
             services.append(web)
-            log(f"waiting for the worker and for gunicorn on {base_url} ...")
+            log(f"{backend}: waiting for the worker and for gunicorn on {base_url} ...")
             worker.wait_until(lambda: "running." in worker.output(), timeout=120, what="ready")
             web.wait_until(lambda: answers_ok(f"{base_url}/readyz"), timeout=180, what="ready")
-            warm_up_worker(upload_collection, worker)
+            warm_up_worker(setup["upload_collection"], worker)
             log(
-                f"{args.users} users + 1 uploader for {args.duration} s against "
-                f"{searched['chunks']} chunks ({searched['documents']} documents) ..."
+                f"{backend}: {args.users} users + 1 uploader for {args.duration} s against "
+                f"{setup['searched']['chunks']} chunks ({setup['searched']['documents']} documents)"
             )
             prefix = Path(folder) / "locust"  # locust adds ".json"
             started = timezone.now()
             locust = Service(
-                "locust",
+                f"locust-{backend}",
                 [
                     sys.executable,
                     "-m",
@@ -372,6 +337,7 @@ def main() -> None:
             services.append(locust)
             code = locust.process.wait(timeout=args.duration + 120)
             ended = timezone.now()
+            memory = worker_memory_mb(web)  # after the load: what a serving worker holds
             stats = Path(f"{prefix}.json")
             if code not in (0, 1) or not stats.exists():
                 tail = "\n".join(locust.output().splitlines()[-30:])
@@ -387,25 +353,91 @@ def main() -> None:
         total["errors"] = 1  # locust exits 1 on an exception in a user too: see its log
     report = {
         "date": started.isoformat(timespec="seconds"),
+        "backend": backend,
         "duration_s": args.duration,
         "users": args.users,
         "think_time_s": args.think_time,
         "upload_interval_s": args.upload_interval,
-        "searched": searched,
+        "searched": setup["searched"],
+        "web_worker_rss_mb": memory,
         "total": total,
         "per_name": {
             name: per_name[name]
             for name in [*(f"search {mode}" for mode in MODES), "upload"]
             if name in per_name
         },
-        "uploads": upload_report(upload_collection, started, ended),
+        "uploads": upload_report(setup["upload_collection"], started, ended),
     }
     print_summary(report)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--duration", type=int, default=60, help="seconds of load")
+    parser.add_argument("--users", type=int, default=20, help="concurrent search users")
+    parser.add_argument("--upload-interval", type=float, default=2.0, help="seconds")
+    parser.add_argument(
+        "--think-time", type=float, default=0.0, help="seconds each user waits between requests"
+    )
+    parser.add_argument("--corpus-docs", type=int, default=1500, help="abstracts to search")
+    parser.add_argument("--dataset", type=Path, default=ROOT.parent / "shared/datasets/scifact")
+    parser.add_argument("--backends", default="onnx,torch", help="EMBEDDING_BACKEND per run")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench/results/load.json")
+    args = parser.parse_args()
+    # A plain `kill` must still stop the children: turn SIGTERM into an exception.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    if not database_exists(DATABASE):
+        database_create(DATABASE)
+    log(f"database {DATABASE}: migrating ...")
+    call_command("migrate", verbosity=0, interactive=False)
+    backends = [kind.strip() for kind in args.backends.split(",") if kind.strip()]
+    if "onnx" in backends:
+        export_prepare()  # the int8 export, made once before anything starts
+    rows = corpus_rows(args.dataset)
+    search_collection = prepare_corpus(rows[: args.corpus_docs])
+    searched = {
+        "documents": search_collection.documents.filter(status=Document.Status.READY).count(),
+        "chunks": Chunk.objects.filter(collection=search_collection).count(),
+    }
+    tokens = prepare_users(args.users, search_collection)
+    upload_collection, upload_token = prepare_uploads()
+    runs = {}
+    for backend in backends:
+        run_tag = timezone.now().strftime("%Y%m%d%H%M%S")
+        needed = int(args.duration / max(args.upload_interval, 0.1)) + 5
+        uploads = [
+            {
+                "title": str(row.get("title") or "").strip(),
+                "text": f"{markdown(row)}\n\n(load test {run_tag}, upload {number})",
+            }
+            for number, row in enumerate(rows[args.corpus_docs : args.corpus_docs + needed])
+        ]
+        locust_config = {
+            "tokens": tokens,
+            "queries": list(load_queries(args.dataset / "queries_test.jsonl").values()),
+            "search_collection": SEARCH_SLUG,
+            "upload_collection": UPLOAD_SLUG,
+            "upload_token": upload_token,
+            "uploads": uploads,
+            "think_time": args.think_time,
+            "upload_interval": args.upload_interval,
+        }
+        setup = {"url": database_url(), "locust": locust_config, "searched": searched}
+        runs[backend] = run_once(args, backend, {**setup, "upload_collection": upload_collection})
+    report: dict[str, Any] = {"backends": runs}
+    if {"onnx", "torch"} <= set(runs):
+        report["search_p95_ms"] = {
+            kind: {name: row["p95_ms"] for name, row in run["per_name"].items()}
+            for kind, run in runs.items()
+        }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     log(f"wrote {args.output}")
-    if total["errors"]:
-        log(f"{total['errors']} errors: see {LOG_DIR / 'locust.log'} and the other logs there")
+    errors = sum(run["total"]["errors"] for run in runs.values())
+    if errors:
+        log(f"{errors} errors: see the logs in {LOG_DIR}")
         sys.exit(1)
 
 
