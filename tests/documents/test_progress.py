@@ -252,3 +252,16 @@ def test_with_a_real_worker_running_there_is_no_notice(
     waiting = _upload(collection, "kame.txt", "A kame is a mound of sand and gravel.")
     _age(waiting, 30)
     assert user_client.get(f"/api/v1/documents/{waiting.pk}/").json()["worker_notice"] is None
+
+
+@pytest.mark.django_db
+def test_one_ingest_run_is_one_batch(tmp_path: Any) -> None:
+    from django.core.management import call_command
+
+    for i in range(3):
+        (tmp_path / f"note-{i}.txt").write_text(f"Note {i}: nunataks are peaks above ice.")
+    call_command("ingest", str(tmp_path), collection="nunataks", verbosity=0)
+    batches = set(Document.objects.values_list("batch", flat=True))
+    assert len(batches) == 1 and None not in batches
+    progress = batch_progress(batches.pop())
+    assert progress is not None and (progress.total, progress.pending) == (3, 3)
