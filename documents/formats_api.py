@@ -42,7 +42,7 @@ def formats_description() -> dict[str, Any]:
     return {"formats": formats, "limits": limits}
 
 
-_FORMAT_FIELDS = {
+_FORMAT_FIELDS: dict[str, serializers.Field] = {
     "mime_type": serializers.CharField(),
     "name": serializers.CharField(),
     "extensions": serializers.ListField(child=serializers.CharField()),

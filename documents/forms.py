@@ -47,7 +47,10 @@ class DocumentUploadForm(forms.Form):
     # The form metaclass moves fields out of the class, so this does not replace
     # BaseForm.files at run time; the type checker cannot know that.
     files = MultipleFileField(  # type: ignore[assignment]
-        help_text="PDF, Word (.docx), HTML, Markdown or text. Several at once are fine."
+        help_text=(
+            "PDF (scanned too), Word, PowerPoint, Excel/CSV, OpenDocument, EPUB, RTF, e-mail "
+            "(.eml), images, HTML, Markdown or text. Several at once are fine."
+        )
     )
     title = forms.CharField(
         required=False,
