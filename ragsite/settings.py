@@ -159,6 +159,22 @@ STORAGES = {
         )
     },
 }
+# Originals: "local" (MEDIA_ROOT) or "s3" (any S3-compatible service, django-storages).
+MEDIA_STORAGE = env.str("MEDIA_STORAGE", default="local")
+if MEDIA_STORAGE == "s3":
+    STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage"}
+elif MEDIA_STORAGE != "local":
+    raise ValueError(f"MEDIA_STORAGE must be local or s3, not {MEDIA_STORAGE!r}")
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="ragsite")
+AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="") or None  # None: AWS itself
+AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="") or None
+AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", default="") or None  # None: boto3's chain
+AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", default="") or None
+AWS_LOCATION = env.str("AWS_LOCATION", default="")  # key prefix inside the bucket
+AWS_DEFAULT_ACL = None  # the bucket's policy decides; originals are never public
+# Two uploads named alike must not overwrite each other (as on the local disk).
+AWS_S3_FILE_OVERWRITE = False
+AWS_S3_ADDRESSING_STYLE = env.str("AWS_S3_ADDRESSING_STYLE", default="") or None
 WHITENOISE_USE_FINDERS = DEBUG
 # Files browsers ask for at the site root (/favicon.ico), served without a URL route.
 WHITENOISE_ROOT = BASE_DIR / "ragsite" / "site_root"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,6 +11,7 @@ from django.db import connections
 
 from ragsite import db_routing
 from tests.scale.replica import StreamingReplica
+from tests.scale.s3 import CREDENTIALS, S3Server
 
 REPLICA_ALIAS = "replica_0"
 
@@ -75,3 +77,34 @@ def replicated(replica_db: StreamingReplica) -> Callable[[], None]:
         replica_db.wait_caught_up(primary_lsn=lsn, database=database)
 
     return wait
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    server = S3Server(log_path=tmp_path_factory.mktemp("s3") / "moto.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_media(s3_server: S3Server, settings: Any) -> dict[str, str]:
+    """MEDIA_STORAGE=s3 on a fresh bucket, in this process; answers the same settings as
+    environment variables for the workers a test starts."""
+    bucket = f"ragsite-{uuid.uuid4().hex[:12]}"
+    s3_server.client().create_bucket(Bucket=bucket)
+    env = {
+        "MEDIA_STORAGE": "s3",
+        "AWS_S3_ENDPOINT_URL": s3_server.endpoint,
+        "AWS_STORAGE_BUCKET_NAME": bucket,
+        **CREDENTIALS,
+    }
+    for name, value in env.items():
+        if name.startswith("AWS_"):
+            setattr(settings, name, value)
+    settings.MEDIA_STORAGE = "s3"
+    # Changing STORAGES makes Django build the default storage again, with these settings.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "storages.backends.s3.S3Storage"},
+    }
+    return env
