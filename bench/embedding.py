@@ -6,6 +6,8 @@
 - Chunks: SciFact corpus documents chunked as the pipeline chunks them (Markdown with the
   title as heading -> extraction -> chunker -> contextual header + chunk text), embedded
   with EMBEDDING_BATCH_SIZE: chunks/s.
+- Agreement: mean and minimum cosine between the int8 export's vectors and fp32's on
+  those same chunks.
 - Queries: SciFact train queries, one at a time as the search API embeds them (the query
   cache bypassed): p50 and p95 latency.
 Each figure is the median of --repeats runs, each in a fresh process with one backend
@@ -40,9 +42,9 @@ from django.conf import settings  # noqa: E402
 from documents.chunk_text import chunk_text  # noqa: E402
 from documents.chunking import chunk_document  # noqa: E402
 from documents.citations import display_title  # noqa: E402
-from documents.embedding import get_model  # noqa: E402
+from documents.embedding import get_model, model_path  # noqa: E402
 from documents.embedding._source import thread_count  # noqa: E402
-from documents.embedding.export import export_prepare  # noqa: E402
+from documents.embedding.export import agreement, export_prepare  # noqa: E402
 from documents.extraction import extract  # noqa: E402
 
 
@@ -161,6 +163,9 @@ def main() -> None:
     backends = [kind.strip() for kind in args.backends.split(",") if kind.strip()]
     export, _ = export_prepare()  # made once; a no-op when it is there
     results = run(args, backends)
+    # Agreement of the export with fp32 on these very chunks (after the timed runs: it
+    # loads both backends into this process).
+    scifact_agreement = agreement(model_path(), export.model_file, texts)
     report: dict[str, Any] = {
         "cpu": cpu_flags(),
         "threads": thread_count(),
@@ -168,7 +173,8 @@ def main() -> None:
         "chunks": len(texts),
         "queries": len(queries),
         "repeats": args.repeats,
-        "export_agreement": export.manifest["agreement"],
+        "agreement_scifact_chunks": scifact_agreement,
+        "agreement_export_sample": export.manifest["agreement"],
         "backends": results,
     }
     if {"onnx", "torch"} <= set(results):
