@@ -10,6 +10,7 @@ import pytest
 from django.db import connections
 
 from ragsite import db_routing
+from tests.scale.pgbouncer import PgBouncer
 from tests.scale.replica import StreamingReplica
 from tests.scale.s3 import CREDENTIALS, S3Server
 
@@ -108,3 +109,39 @@ def s3_media(s3_server: S3Server, settings: Any) -> dict[str, str]:
         "default": {"BACKEND": "storages.backends.s3.S3Storage"},
     }
     return env
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(django_db_setup: None, django_db_blocker: Any) -> Iterator[PgBouncer]:
+    with django_db_blocker.unblock():
+        params = connections["default"].get_connection_params()
+    bouncer = PgBouncer(
+        upstream_host=params["host"], upstream_port=int(params["port"]), user=params["user"]
+    )
+    yield bouncer
+    bouncer.stop()
+
+
+@pytest.fixture
+def through_pgbouncer(transactional_db: None, pgbouncer: PgBouncer) -> Iterator[PgBouncer]:
+    """This thread's "default" connection goes through PgBouncer (transaction mode) for the
+    test, configured as production would be behind it (DISABLE_SERVER_SIDE_CURSORS)."""
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    direct = connections["default"]
+    settings_dict = {
+        **direct.settings_dict,
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": "127.0.0.1",
+        "PORT": str(pgbouncer.port),
+        "USER": pgbouncer.user,
+        "OPTIONS": {},
+        "DISABLE_SERVER_SIDE_CURSORS": True,
+    }
+    bounced = DatabaseWrapper(settings_dict, alias="default")
+    connections["default"] = bounced
+    try:
+        yield pgbouncer
+    finally:
+        bounced.close()
+        connections["default"] = direct
