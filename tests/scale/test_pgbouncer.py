@@ -26,8 +26,8 @@ def _logins(bouncer: PgBouncer, database: str) -> int:
 
 def test_ingestion_search_and_api_through_pgbouncer(through_pgbouncer: PgBouncer) -> None:
     database = connections["default"].settings_dict["NAME"]
-    owner = UserFactory()
-    collection = CollectionFactory(slug="lab", owner=owner)
+    owner: Any = UserFactory()
+    collection: Any = CollectionFactory(slug="lab", owner=owner)
     ingest_files(collection, {"volcano.txt": "Volcanoes erupt lava and ash. Magma rises."})
     assert _logins(through_pgbouncer, database) >= 1  # this test's own queries went through it
 
@@ -70,8 +70,8 @@ def test_a_worker_through_pgbouncer(through_pgbouncer: PgBouncer, start_worker: 
     worker = start_worker(
         DATABASE_URL=through_pgbouncer.url(database), DISABLE_SERVER_SIDE_CURSORS="1"
     )
-    owner = UserFactory()
-    collection = CollectionFactory(slug="lab", owner=owner)
+    owner: Any = UserFactory()
+    collection: Any = CollectionFactory(slug="lab", owner=owner)
     client = APIClient()
     client.force_authenticate(owner)
     response = client.post(
