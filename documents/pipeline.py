@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
 
+from documents.attachments import document_attachments_ingest
 from documents.chunk_text import ChunkingConfig, ChunkText, chunk_text, content_fingerprint
 from documents.chunking import ChunkSpan, chunk_document
 from documents.citations import display_title
@@ -43,7 +44,6 @@ from documents.lifecycle import (
 from documents.models import Chunk, Document, PendingChunk
 from documents.outage import until_database_returns
 from documents.progress import EMBEDDING, OCR, progress_report, progress_report_many
-from documents.services import document_attachments_ingest
 
 # A task waits for a restarted database until this long before django-q2's time limit,
 # then gives up and leaves its documents to the broker's re-delivery.

@@ -18,8 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from documents.extraction import Attachment, ExtractionError, detect_mime_type
-from documents.extraction.detect import EML
+from documents.extraction import ExtractionError, detect_mime_type
 from documents.keyword_index import keyword_lock_collections, keyword_unindex_documents
 from documents.lifecycle import document_requeue_if_failed
 from documents.models import Chunk, Collection, CollectionGrant, Document, UploadBatch
@@ -290,46 +289,6 @@ def document_upload(
 
 
 @transaction.atomic
-def document_attachments_ingest(
-    *, parent: Document, attachments: list[Attachment]
-) -> list[Document]:
-    """Upload an e-mail's attachments as documents of their own, into the parent's
-    collection, each recording the message as its parent. Nested messages and files of
-    an unsupported type are skipped (named in the parent's metadata); each attachment is
-    held to the upload limit. A file the collection already holds stays as it is."""
-    created: list[Document] = []
-    skipped: list[str] = []
-    for attachment in attachments:
-        try:
-            _check_attachment(attachment)
-            result = document_upload(
-                collection=parent.collection,
-                user=None,
-                file=ContentFile(attachment.data, name=attachment.filename),
-                metadata={"attachment_of": parent.pk},
-            )
-        except UploadError as exc:
-            skipped.append(f"{attachment.filename}: {exc}")
-            continue
-        if not result.duplicate:
-            Document.objects.filter(pk=result.document.pk).update(parent=parent)
-            created.append(result.document)
-    if skipped:
-        parent.metadata = {**parent.metadata, "skipped_attachments": skipped}
-    return created
-
-
-def _check_attachment(attachment: Attachment) -> None:
-    if len(attachment.data) > settings.MAX_UPLOAD_BYTES:
-        raise UploadError(f"larger than the upload limit of {settings.MAX_UPLOAD_BYTES} bytes")
-    try:
-        mime_type = detect_mime_type(attachment.data, attachment.filename)
-    except ExtractionError as exc:
-        raise UploadError(str(exc)) from exc
-    if mime_type == EML:
-        raise UploadError("nested messages are not expanded")
-
-
 def document_update(
     *, document: Document, title: str | None = None, metadata: dict[str, Any] | None = None
 ) -> Document:
