@@ -38,12 +38,12 @@ def query_log_list_visible(*, user: User) -> QuerySet[QueryLog]:
     )
 
 
-def query_text_visible(*, viewer: User, row: QueryLog) -> bool:
-    """Another user's query text is for superusers only; staff see their own and
-    anonymous queries."""
+def query_text_visible(*, viewer: User) -> Q:
+    """The rows whose query text (and answer) `viewer` may read: another user's are for
+    superusers only; staff read their own and anonymous ones."""
     if getattr(viewer, "is_superuser", False):
-        return True
-    return row.user_id is None or row.user_id == getattr(viewer, "pk", None)
+        return Q(pk__isnull=False)  # every row (an empty Q cannot be a When condition)
+    return Q(user__isnull=True) | Q(user_id=viewer.pk)
 
 
 def feedback_votes(*, query_log_id: int | None, user: User) -> dict[Any, bool]:
