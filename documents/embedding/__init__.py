@@ -23,6 +23,7 @@ from typing import Protocol
 
 import numpy as np
 from django.conf import settings
+from django.db import DatabaseError
 
 from documents.embedding._cache import QueryCache, normalise_query
 from documents.embedding._source import EmbeddingError, model_path
@@ -111,9 +112,13 @@ def preload(*, background: bool) -> None:
     def load() -> None:
         try:
             get_model()
+            if search_model_name() != active_model_name():
+                get_model("torch")  # fp32 vectors still served: their queries need fp32
         except EmbeddingError as exc:  # reported by /readyz; searches retry the load
             _preload["error"] = str(exc)
             logger.error("embedding model did not load: %s", exc)
+        except DatabaseError as exc:  # which vectors serve is decided on the first search
+            logger.warning("embedding preload could not ask the database: %s", exc)
         _preload["state"] = "done"
 
     if background:

@@ -26,6 +26,7 @@ def reset_embedding_state() -> None:
     embedding._agreements.clear()
     embedding._old_vectors.clear()
     embedding.query_cache.clear()
+    embedding._preload.update(state=None, error=None)
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ from documents.embedding import (
     embed_query,
     embed_texts,
     get_model,
+    preload,
+    readiness,
     search_model_name,
 )
 from documents.embedding._manifest import OnnxExport
@@ -86,8 +88,11 @@ def test_an_export_that_disagrees_gets_its_own_name_and_search_keeps_the_fp32_ve
     reset_embedding_state()
     assert active_model_name() == FP32 + "+onnx-int8"
     assert search_model_name() == FP32  # the fp32 vectors are still all there is
+    # A served process preloads both: the export for new chunks, fp32 for the queries.
+    preload(background=False)
+    assert readiness() is None
+    assert {kind for kind, _ in embedding._models} == {"torch", "onnx"}
     assert _semantic_hits("aspirin heart") == ["heart.txt"]
-    assert {kind for kind, _ in embedding._models} == {"torch"}  # fp32 queries, fp32 model
 
     # New documents get the new name meanwhile; reembed moves the old one over.
     (new,) = ingest(collection, {"ice.txt": "Glaciers melt faster in warm summers."})
@@ -100,7 +105,6 @@ def test_an_export_that_disagrees_gets_its_own_name_and_search_keeps_the_fp32_ve
     assert search_model_name() == FP32 + "+onnx-int8"
     assert _semantic_hits("aspirin heart")[0] == "heart.txt"
     assert _semantic_hits("glacier melting")[0] == "ice.txt"
-    assert {kind for kind, _ in embedding._models} == {"torch", "onnx"}
 
 
 def test_a_repeated_query_is_served_from_the_cache(
