@@ -42,3 +42,22 @@ def post_worker_init(worker: object) -> None:
     from documents.embedding import preload
 
     preload(background=False)
+
+
+def on_starting(server: object) -> None:
+    """Metrics of a previous run must not add to this one's (prometheus-client's
+    multiprocess mode, PROMETHEUS_MULTIPROC_DIR: one file per process and metric type)."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for name in os.listdir(directory):
+            if name.endswith(".db"):
+                os.remove(os.path.join(directory, name))
+
+
+def child_exit(server: object, worker: object) -> None:
+    """A restarted worker's live gauges go; its counters stay counted."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]

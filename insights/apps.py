@@ -1,4 +1,26 @@
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
 from django.apps import AppConfig
+from django.conf import settings
+
+
+def _worker_metrics_start() -> None:
+    """A qcluster with METRICS_WORKER_PORT serves its own /metrics there, so workers on
+    other hosts are scraped too. Its worker processes are forked children: their counters
+    reach the server through PROMETHEUS_MULTIPROC_DIR (a fresh directory when unset),
+    which must be chosen before prometheus_client is first imported."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ragsite-qcluster-")
+    from django_q.signals import post_execute
+
+    from insights.metrics import task_finished, worker_metrics_serve
+
+    post_execute.connect(task_finished, dispatch_uid="insights-task-metrics")
+    worker_metrics_serve(port=settings.METRICS_WORKER_PORT)
 
 
 class InsightsConfig(AppConfig):
@@ -6,3 +28,7 @@ class InsightsConfig(AppConfig):
     name = "insights"
     verbose_name = "Search quality"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        if "qcluster" in sys.argv[1:2] and settings.METRICS_WORKER_PORT:
+            _worker_metrics_start()

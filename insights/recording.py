@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponseBase
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
+from insights.metrics import search_observe
 from insights.selectors import query_log_same_search
 from insights.services import Hit, query_log_create
 
@@ -86,16 +87,25 @@ def _fields(result: Any) -> dict[str, Any]:
     }
 
 
-def query_log_result(*, user: Any, endpoint: str, params: Any, result: Any) -> int | None:
-    """Log one computed search/context/answer; returns the row's id (None: logging off)."""
-    values = _params(params)
-    return query_log_create(
-        user=user,
+def _record(
+    *, user: Any, endpoint: str, values: dict[str, Any], fields: dict[str, Any]
+) -> int | None:
+    search_observe(
         endpoint=endpoint,
-        params=values,
-        collection_slugs=_slugs(values),
-        **_fields(result),
+        mode=fields["mode"],
+        timing_ms=fields["timing_ms"],
+        total_ms=fields["total_ms"],
+        results=fields["result_count"],
     )
+    return query_log_create(
+        user=user, endpoint=endpoint, params=values, collection_slugs=_slugs(values), **fields
+    )
+
+
+def query_log_result(*, user: Any, endpoint: str, params: Any, result: Any) -> int | None:
+    """Log one computed search/context/answer and count it in the metrics; returns the
+    row's id (None: logging off)."""
+    return _record(user=user, endpoint=endpoint, values=_params(params), fields=_fields(result))
 
 
 def query_logged(
@@ -127,11 +137,7 @@ def page_logged(*, request: HttpRequest, context: dict[str, Any]) -> dict[str, A
     if again is not None and answer is None:  # back from a vote: already logged
         context["query_log_id"] = again
         return context
-    context["query_log_id"] = query_log_create(
-        user=request.user,
-        endpoint="page",
-        params=values,
-        collection_slugs=_slugs(values),
-        **fields,
+    context["query_log_id"] = _record(
+        user=request.user, endpoint="page", values=values, fields=fields
     )
     return context

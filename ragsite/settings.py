@@ -54,6 +54,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "insights.metrics.RequestMetricsMiddleware",  # first: times the whole request
     "django.middleware.security.SecurityMiddleware",
     "ragsite.csp.ContentSecurityPolicyMiddleware",
     "ragsite.unavailable.DatabaseUnavailableMiddleware",
@@ -417,3 +418,5 @@ QUERY_LOG_TOP_RESULTS = env.int("QUERY_LOG_TOP_RESULTS", default=10)  # result i
 FEEDBACK_THROTTLE_ANON = env.str("FEEDBACK_THROTTLE_ANON", default="30/hour")
 # /metrics answers 404 unless this is set; then it needs `Authorization: Bearer <token>`.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# A qcluster serves its own /metrics (same token) on this port; 0: none (insights/apps.py).
+METRICS_WORKER_PORT = env.int("METRICS_WORKER_PORT", default=0)

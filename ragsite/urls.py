@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.forms import AdminLoginForm
+from insights.metrics import metrics_view
 from ragsite import health
 
 # The admin's sign-in counts failures and locks out like the site's (accounts.lockout).
@@ -29,6 +30,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("documents/", include("documents.urls")),
     path("", include("insights.urls")),
     path("", include("search.urls")),

@@ -1,0 +1,162 @@
+"""/metrics: off without METRICS_TOKEN, bearer token required (no loopback exception),
+search metrics observed per mode and leg, database levels at scrape time, and counters
+that add up across two real gunicorn worker processes (multiprocess mode)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from django.conf import settings as django_settings
+from django.test import Client
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+from rest_framework.test import APIClient
+
+from tests.helpers.ports import free_port
+from tests.helpers.worker import database_url
+
+TOKEN = "s3cret-metrics-token"
+
+
+def sample(text: str, name: str, labels: dict[str, str]) -> float | None:
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    return None
+
+
+def test_metrics_are_off_without_a_token(client: Client, db: None, settings: Any) -> None:
+    settings.METRICS_TOKEN = ""
+    assert client.get("/metrics").status_code == 404
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 404
+
+
+def test_a_bearer_token_is_required_even_from_loopback(
+    client: Client, db: None, settings: Any
+) -> None:
+    settings.METRICS_TOKEN = TOKEN
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 401
+    wrong = client.get("/metrics", HTTP_AUTHORIZATION="Bearer nope")
+    assert wrong.status_code == 401 and wrong["WWW-Authenticate"].startswith("Bearer")
+    assert client.get("/metrics", HTTP_AUTHORIZATION=f"Basic {TOKEN}").status_code == 401
+    ok = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert ok.status_code == 200 and ok["Content-Type"].startswith("text/plain")
+
+
+def test_searches_are_measured_by_mode_leg_and_results(
+    anon_client: APIClient, client: Client, corpus: dict[str, Any], settings: Any
+) -> None:
+    settings.METRICS_TOKEN = TOKEN
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = {
+        "search": value("ragsite_search_duration_seconds_count", endpoint="search", mode="keyword"),
+        "leg": value("ragsite_search_leg_duration_seconds_count", mode="keyword", leg="sql"),
+        "zero": value("ragsite_search_zero_results_total", endpoint="search", mode="keyword"),
+        "requests": value(
+            "ragsite_http_request_duration_seconds_count", endpoint="search", method="POST"
+        ),
+    }
+    anon_client.post("/api/v1/search/", {"query": "volcano", "mode": "keyword"})
+    anon_client.post("/api/v1/search/", {"query": "photosynthesis", "mode": "keyword"})
+    settings.QUERY_LOG = False  # metrics do not depend on the log
+    anon_client.post("/api/v1/search/", {"query": "nothingatall", "mode": "keyword"})
+    mode = {"endpoint": "search", "mode": "keyword"}
+    assert value("ragsite_search_duration_seconds_count", **mode) == before["search"] + 3
+    assert (
+        value("ragsite_search_leg_duration_seconds_count", mode="keyword", leg="sql")
+        == before["leg"] + 3
+    )
+    assert value("ragsite_search_zero_results_total", **mode) == before["zero"] + 2
+    assert (
+        value("ragsite_http_request_duration_seconds_count", endpoint="search", method="POST")
+        == before["requests"] + 3
+    )
+    text = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode()
+    assert sample(text, "ragsite_documents", {"status": "ready"}) == 3
+    assert sample(text, "ragsite_documents", {"status": "failed"}) == 0
+    assert sample(text, "ragsite_chunks_embedded", {}) == 3
+    assert sample(text, "ragsite_queue_tasks", {}) == 0
+    assert sample(text, "ragsite_search_results_bucket", {"endpoint": "search", "le": "0.0"})
+
+
+@pytest.fixture
+def gunicorn_two_workers(transactional_db: None, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    port = free_port()
+    multiproc = tmp_path / "prometheus"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_THREADS": "2",
+        "API_THROTTLE_ANON": "",
+        "METRICS_TOKEN": TOKEN,
+        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+    }
+    log_path = tmp_path / "gunicorn.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "ragsite.wsgi:application",
+                "-c",
+                "gunicorn.conf.py",
+            ],
+            cwd=django_settings.BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(log_path.read_text())
+                time.sleep(0.3)
+            yield url, multiproc
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def test_counters_add_up_across_gunicorn_workers(
+    gunicorn_two_workers: tuple[str, Path],
+) -> None:
+    url, multiproc = gunicorn_two_workers
+    requests = 60
+
+    def get(_: int) -> int:
+        with httpx.Client() as fresh:  # a new connection each: spread over the workers
+            return fresh.get(f"{url}/api/v1/formats/", timeout=30).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert set(pool.map(get, range(requests))) == {200}
+    assert httpx.get(f"{url}/metrics", timeout=30).status_code == 401
+    response = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200
+    labels = {"endpoint": "api-formats", "method": "GET"}
+    assert sample(response.text, "ragsite_http_request_duration_seconds_count", labels) == requests
+    # Both processes answered some of them, each into its own file.
+    pids = {p.name.rsplit("_", 1)[1] for p in multiproc.glob("histogram_*.db")}
+    assert len(pids) == 2, pids
