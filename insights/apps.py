@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from pathlib import Path
 
 from django.apps import AppConfig
 from django.conf import settings
@@ -15,6 +16,10 @@ def _worker_metrics_start() -> None:
     which must be chosen before prometheus_client is first imported."""
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ragsite-qcluster-")
+    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):  # a previous run's counts are not this one's
+        stale.unlink()
     from django_q.signals import post_execute
 
     from insights.metrics import task_finished, worker_metrics_serve

@@ -16,6 +16,7 @@ its own /metrics (same token) on that port (started from insights/apps.py).
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 import threading
 import time
@@ -36,6 +37,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
 
 LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -167,7 +170,9 @@ class DatabaseCollector(Collector):
 def metrics_registry() -> CollectorRegistry:
     """This process's metrics, or every process's in multiprocess mode, plus the
     database's levels."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)  # nothing counted yet
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
     else:
@@ -219,6 +224,10 @@ class _WorkerMetricsHandler(BaseHTTPRequestHandler):
         else:
             try:
                 body = generate_latest(metrics_registry())
+            except Exception as exc:  # a scrape must not take the worker's thread down
+                logger.exception("worker metrics failed")
+                self._answer(500, f"metrics failed: {exc}\n".encode(), "text/plain")
+                return
             finally:
                 from django.db import connection
 

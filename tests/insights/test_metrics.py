@@ -160,3 +160,33 @@ def test_counters_add_up_across_gunicorn_workers(
     # Both processes answered some of them, each into its own file.
     pids = {p.name.rsplit("_", 1)[1] for p in multiproc.glob("histogram_*.db")}
     assert len(pids) == 2, pids
+
+
+def test_a_worker_serves_its_own_metrics(start_worker: Any, tmp_path: Path) -> None:
+    from django_q.tasks import async_task
+
+    from documents.models import Document
+    from tests.factories import DocumentFactory
+    from tests.helpers.worker import wait_until
+
+    port = free_port()
+    worker = start_worker(
+        METRICS_WORKER_PORT=str(port),
+        METRICS_TOKEN=TOKEN,
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "worker-metrics"),
+    )
+    DocumentFactory(status=Document.Status.FAILED)
+    async_task("math.floor", 2.5)
+    url = f"http://127.0.0.1:{port}/metrics"
+    assert httpx.get(url, timeout=10).status_code == 401
+    labels = {"func": "math.floor", "outcome": "success"}
+
+    def scraped() -> str | None:
+        text = httpx.get(url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).text
+        return text if sample(text, "ragsite_worker_tasks_total", labels) == 1 else None
+
+    text = wait_until(
+        scraped, timeout=30, what="the task in the worker's metrics", workers=[worker]
+    )
+    assert sample(text, "ragsite_documents", {"status": "failed"}) == 1
+    assert sample(text, "ragsite_worker_task_duration_seconds_count", {"func": "math.floor"}) == 1
