@@ -190,3 +190,26 @@ def test_a_worker_serves_its_own_metrics(start_worker: Any, tmp_path: Path) -> N
     )
     assert sample(text, "ragsite_documents", {"status": "failed"}) == 1
     assert sample(text, "ragsite_worker_task_duration_seconds_count", {"func": "math.floor"}) == 1
+
+
+def test_the_grafana_dashboard_uses_metrics_that_exist(
+    client: Client, db: None, settings: Any
+) -> None:
+    import json
+    import re
+
+    settings.METRICS_TOKEN = TOKEN
+    text = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode()
+    declared = {
+        re.sub(r"_total$", "", name) for name in re.findall(r"^# TYPE (\w+) ", text, re.M)
+    }
+    dashboard = json.loads(
+        (Path(django_settings.BASE_DIR) / "docs/grafana-dashboard.json").read_text()
+    )
+    used = {
+        re.sub(r"_(bucket|count|sum|total)$", "", name)
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"ragsite_\w+", target["expr"])
+    }
+    assert len(used) >= 10 and used <= declared, used - declared
