@@ -370,7 +370,12 @@ class DocumentViewSet(
                 "Content-Disposition inline); other types stay attachments.",
             )
         ],
-        responses={(200, "application/octet-stream"): bytes, **ERRORS},
+        responses={
+            (200, "application/octet-stream"): bytes,
+            (200, "application/pdf"): bytes,
+            (200, "text/plain"): bytes,
+            **ERRORS,
+        },
     )
     @action(detail=True, methods=["get"])
     def original(self, request: Request, pk: str) -> FileResponse:
