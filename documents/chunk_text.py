@@ -14,7 +14,7 @@ from typing import Self
 
 from django.conf import settings
 
-from documents.embedding import active_model_name
+from documents.embedding import active_model_name, backend_name
 from documents.tokenizer import MODEL_MAX_TOKENS, SPECIAL_TOKENS, count_tokens, get_tokenizer
 
 # The keyword context (title > headings) is indexed, never embedded: a generous bound.
@@ -54,13 +54,15 @@ class ChunkingConfig:
 
 
 def chunking_settings_fingerprint(config: ChunkingConfig | None = None) -> str:
-    """One name for every setting that shapes chunks and their vectors: the model, chunk
-    size and overlap, and the contextual header. Chunks made under another fingerprint
-    are stale (the pipeline's staged batches, the evaluation's collections)."""
+    """One name for every setting that shapes chunks and their vectors: the model and the
+    backend running it (int8 vectors keep the fp32 name but are not the same vectors),
+    chunk size and overlap, and the contextual header. Chunks made under another
+    fingerprint are stale (the pipeline's staged batches, the evaluation's collections)."""
     config = config or ChunkingConfig.from_settings()
     key = "|".join(
         [
             active_model_name(),
+            backend_name(),
             str(config.max_tokens),
             str(config.overlap_tokens),
             str(config.context_header),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from django.conf import settings
 from django.test import override_settings
 
 from documents.chunk_text import ChunkingConfig, chunk_text, chunking_settings_fingerprint
@@ -31,10 +32,11 @@ def test_chunking_settings_fingerprint_names_every_setting() -> None:
         ("CHUNK_CONTEXT_HEADER", False),
         ("CHUNK_CONTEXT_HEADER_MAX_TOKENS", 8),
         ("EMBEDDING_MODEL_NAME", "another-model"),
+        ("EMBEDDING_BACKEND", "torch" if settings.EMBEDDING_BACKEND == "onnx" else "onnx"),
     ]:
         with override_settings(**{name: value}):
             seen.add(chunking_settings_fingerprint())
-    assert len(seen) == 6
+    assert len(seen) == 7
     assert chunking_settings_fingerprint() in seen
 
 
