@@ -6,16 +6,46 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Case, F, QuerySet, TextField, Value, When
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from documents.admin.access import StaffAccess
+from insights.charts import bar_chart, line_chart
 from insights.models import Feedback, QueryLog
+from insights.quality import Quality, quality_summary
 from insights.selectors import query_log_list_visible, query_text_visible
 
 HIDDEN = "(hidden: another user's search)"
+QUALITY_DAYS = 30
+
+
+def quality_charts(summary: Quality) -> dict[str, Any]:
+    labels = [d.day.strftime("%b %d") for d in summary.days]
+    days = [d.day for d in summary.days]
+    latency: dict[str, list[float | None]] = {}
+    for mode, points in summary.latency.items():
+        by_day = {day: (p50, p95) for day, p50, p95 in points}
+        latency[f"{mode} p50"] = [by_day.get(d, (None, None))[0] for d in days]
+        latency[f"{mode} p95"] = [by_day.get(d, (None, None))[1] for d in days]
+    return {
+        "summary": summary,
+        "queries_chart": bar_chart("Queries per day", labels, [d.queries for d in summary.days]),
+        "latency_chart": line_chart("Latency per mode (ms)", labels, latency),
+        "zero_chart": bar_chart(
+            "Zero-result rate per day (%)",
+            labels,
+            [round(100 * d.zero / d.queries, 1) if d.queries else 0 for d in summary.days],
+        ),
+        "useful_chart": bar_chart(
+            "Share of votes useful per day (%)",
+            labels,
+            [round(100 * d.useful / d.votes, 1) if d.votes else 0 for d in summary.days],
+        ),
+    }
 
 
 class ReadOnly(StaffAccess):
@@ -52,6 +82,27 @@ class QueryLogAdmin(ReadOnly):
                 When(readable, then=F("answer")), default=Value(HIDDEN), output_field=TextField()
             ),
         )
+
+    def get_urls(self) -> list[URLPattern]:
+        quality = path(
+            "quality/",
+            self.admin_site.admin_view(self.quality_view),
+            name="insights_quality",
+        )
+        return [quality, *super().get_urls()]
+
+    def quality_view(self, request: HttpRequest) -> HttpResponse:
+        """The "Search quality" page: charts and tables over the last QUALITY_DAYS days."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        summary = quality_summary(user=request.user, days=QUALITY_DAYS)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Search quality",
+            "opts": self.model._meta,
+            **quality_charts(summary),
+        }
+        return TemplateResponse(request, "admin/insights/quality.html", context)
 
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         # Searching by text would reveal hidden queries one guess at a time.

@@ -47,6 +47,7 @@ class QueryLog(models.Model):
     class Meta:
         ordering = ["-created"]
         verbose_name = "logged query"
+        verbose_name_plural = "logged queries"
         indexes = [models.Index(fields=["user", "-created"])]
 
     def __str__(self) -> str:

@@ -39,6 +39,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'verbose_name': 'logged query',
+                'verbose_name_plural': 'logged queries',
                 'ordering': ['-created'],
             },
         ),
