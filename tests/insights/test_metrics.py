@@ -200,9 +200,7 @@ def test_the_grafana_dashboard_uses_metrics_that_exist(
 
     settings.METRICS_TOKEN = TOKEN
     text = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode()
-    declared = {
-        re.sub(r"_total$", "", name) for name in re.findall(r"^# TYPE (\w+) ", text, re.M)
-    }
+    declared = {re.sub(r"_total$", "", name) for name in re.findall(r"^# TYPE (\w+) ", text, re.M)}
     dashboard = json.loads(
         (Path(django_settings.BASE_DIR) / "docs/grafana-dashboard.json").read_text()
     )
