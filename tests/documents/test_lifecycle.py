@@ -207,4 +207,5 @@ def test_periodic_schedules_include_the_orphaned_file_sweep(db: None) -> None:
     assert funcs == [
         "documents.tasks.sweep_orphaned_files",
         "documents.tasks.sweep_stuck_documents",
+        "insights.tasks.query_log_sweep",
     ]
