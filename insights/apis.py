@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.db.models import QuerySet
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, status
@@ -65,10 +68,16 @@ class HistoryListView(generics.ListAPIView[QueryLog]):
     permission_classes = [permissions.IsAuthenticated]
     serializer_class = QueryLogSerializer
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[QueryLog]:
         return query_log_list_own(user=self.request.user)
 
-    @extend_schema(summary="Delete all your searches", responses={204: None})
+    @extend_schema(summary="Your searches, newest first")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Delete all your searches", responses={204: None}, operation_id="history_clear"
+    )
     def delete(self, request: Request) -> Response:
         query_log_delete_for_user(user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
