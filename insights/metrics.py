@@ -165,6 +165,30 @@ class DatabaseCollector(Collector):
             "Chunks with an embedding (rate() of it: chunks embedded per second).",
             Chunk.objects.filter(embedding__isnull=False).count(),
         )
+        yield self._other_model()
+
+    def _other_model(self) -> GaugeMetricFamily:
+        """Drift: the share of a collection's embedded chunks that another model than the
+        active one embedded (above 0 after a model change: run `manage.py reembed`)."""
+        from django.db.models import Count, Q
+
+        from documents.embedding import active_model_name
+        from documents.models import Chunk
+
+        family = GaugeMetricFamily(
+            "ragsite_chunks_other_model_ratio",
+            "Share of a collection's embedded chunks embedded by another model than the "
+            "active one.",
+            labels=["collection"],
+        )
+        active = active_model_name()
+        for row in (
+            Chunk.objects.filter(embedding__isnull=False)
+            .values("collection__slug")
+            .annotate(total=Count("id"), other=Count("id", filter=~Q(embedding_model=active)))
+        ):
+            family.add_metric([row["collection__slug"]], row["other"] / row["total"])
+        return family
 
 
 def metrics_registry() -> CollectorRegistry:

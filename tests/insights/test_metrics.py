@@ -90,6 +90,14 @@ def test_searches_are_measured_by_mode_leg_and_results(
     assert sample(text, "ragsite_chunks_embedded", {}) == 3
     assert sample(text, "ragsite_queue_tasks", {}) == 0
     assert sample(text, "ragsite_search_results_bucket", {"endpoint": "search", "le": "0.0"})
+    ratio = {"collection": "pub"}
+    assert sample(text, "ragsite_chunks_other_model_ratio", ratio) == 0
+    from documents.models import Chunk
+
+    Chunk.objects.filter(document=corpus["docs"]["ocean.txt"]).update(embedding_model="old")
+    text = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode()
+    assert sample(text, "ragsite_chunks_other_model_ratio", ratio) == 0.5  # 1 of 2 chunks
+    assert sample(text, "ragsite_chunks_other_model_ratio", {"collection": "priv"}) == 0
 
 
 @pytest.fixture
