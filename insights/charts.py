@@ -25,8 +25,7 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[float]) -> Saf
     step = (WIDTH - 2 * PAD) / n
     bars = format_html_join(
         "",
-        '<rect x="{}" y="{}" width="{}" height="{}" fill="{}">'
-        "<title>{}: {}</title></rect>",
+        '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{}: {}</title></rect>',
         (
             (
                 f"{PAD + i * step + 1:.1f}",
