@@ -6,7 +6,6 @@ worker runs."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -18,24 +17,17 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from documents.models import Document, WorkerBeat
 from tests.factories import CollectionFactory, DocumentFactory, UserFactory
+from tests.helpers.browser import chromium
 from tests.helpers.worker import Worker, database_url
 
 STATUS_URL = "/admin/documents/document/status/"
 CHANGELIST_URL = "/admin/documents/document/"
 UPLOAD_URL = "/admin/documents/document/upload/"
 PASSWORD = "correct horse battery"  # tests/factories.py
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(settings.BASE_DIR) / "artifacts"
 
 
@@ -151,20 +143,8 @@ def shared_media(_test_settings: None, settings: Any, media_root: Path) -> None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    # Playwright's sync API runs an event loop in this thread, which Django takes for an
-    # async context; the ORM calls here are plain synchronous test code.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

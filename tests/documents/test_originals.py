@@ -4,20 +4,23 @@ the sandbox CSP and `nosniff` keep the browser from running anything in our orig
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.test import Client
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 from rest_framework.test import APIClient
 
 from documents.models import Document
+from tests.helpers.browser import chromium
 
 TEXT = "Glaciers carve valleys over thousands of years. Moraines mark where they stopped."
-HTML = "<html><body><h1>Page</h1><p>Tides follow the moon.</p><script>alert(1)</script></body></html>"
+HTML = (
+    "<html><body><h1>Page</h1><p>Tides follow the moon.</p>"
+    "<script>alert(1)</script></body></html>"
+)
 SANDBOX = "default-src 'none'; sandbox"
 
 
@@ -71,7 +74,8 @@ def test_html_is_never_shown_in_place(documents: dict[str, Document]) -> None:
         (APIClient(), f"/api/v1/documents/{documents['page.html'].pk}/original/?inline=1"),
     ]:
         response = client.get(url)
-        assert _headers(response) == ("application/octet-stream", 'attachment; filename="page.html"')
+        download = ("application/octet-stream", 'attachment; filename="page.html"')
+        assert _headers(response) == download
         assert response["Content-Security-Policy"] == SANDBOX
 
 
@@ -87,20 +91,8 @@ def test_the_document_page_offers_open_only_for_types_shown_in_place(
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's loop runs in this thread
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]
-            )
-            yield browser
-            browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.mark.browser
