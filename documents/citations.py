@@ -22,9 +22,19 @@ def display_title(title: str | None, source_name: str) -> str:
     return title or source_name
 
 
-def document_url(document_id: int, chunk_id: int | None = None) -> str:
-    """The document's page; with a chunk, scrolled to it and highlighted."""
+def document_url(
+    document_id: int, chunk_id: int | None = None, *, back: str = "", page: int | None = None
+) -> str:
+    """The document's page; with a chunk, scrolled to it and highlighted; `page` picks a
+    page of a long document's text, `back` is the search the reader returns to."""
+    params: list[tuple[str, str | int]] = []
+    if chunk_id is not None:
+        params.append(("chunk", chunk_id))
+    if page is not None:
+        params.append(("page", page))
+    if back:
+        params.append(("back", back))
     url = reverse("document-detail", args=[document_id])
-    if chunk_id is None:
-        return url
-    return f"{url}?{urlencode({'chunk': chunk_id})}#chunk-{chunk_id}"
+    query = f"?{urlencode(params)}" if params else ""
+    anchor = f"#chunk-{chunk_id}" if chunk_id is not None and page is None else ""
+    return url + query + anchor

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
-from documents.citations import pages_label
+from documents.citations import document_url, pages_label
 from documents.highlight import highlight, query_terms
 from documents.models import Chunk, Document
 
@@ -106,23 +106,6 @@ def search_back_url(raw: str) -> str:
     state = back_state(raw)
     url = reverse("search-page")
     return f"{url}?{state.urlencode()}" if "q" in state else url
-
-
-def viewer_url(
-    document_id: int, chunk_id: int | None = None, *, back: str = "", page: int | None = None
-) -> str:
-    """The document page, at a chunk (marked and scrolled to), remembering the search."""
-    params: list[tuple[str, str | int]] = []
-    if chunk_id is not None:
-        params.append(("chunk", chunk_id))
-    if page is not None:
-        params.append(("page", page))
-    if back:
-        params.append(("back", back))
-    url = reverse("document-detail", args=[document_id])
-    query = f"?{urlencode(params)}" if params else ""
-    anchor = f"#chunk-{chunk_id}" if chunk_id is not None and page is None else ""
-    return url + query + anchor
 
 
 # The text, once -------------------------------------------------------------------------
@@ -235,7 +218,7 @@ def viewer_page(
     )
 
     def url(n: int) -> str:
-        return viewer_url(document.pk, cited_id, back=back, page=n)
+        return document_url(document.pk, cited_id, back=back, page=n)
 
     window = range(max(1, number - 3), min(count, number + 3) + 1)
     return ViewerPage(
@@ -246,7 +229,7 @@ def viewer_page(
         previous_url=url(number - 1) if number > 1 else None,
         next_url=url(number + 1) if number < count else None,
         cited_elsewhere_url=(
-            viewer_url(document.pk, cited_id, back=back)
+            document_url(document.pk, cited_id, back=back)
             if cited_page is not None and cited_page != number
             else None
         ),

@@ -16,7 +16,7 @@ from django.http import QueryDict
 from documents.citations import document_url, pages_label
 from documents.models import Document
 from documents.selectors import User, collection_list_readable, document_list_readable
-from documents.viewer import search_state, viewer_url
+from documents.viewer import search_state
 from search.forms import MODE_LABELS, SearchForm
 from search.rag import (
     CITATION,
@@ -174,7 +174,7 @@ def result_card(
     legs, fused = explain(result, mode=mode)
     return ResultCard(
         result=result,
-        url=viewer_url(result.document_id, result.chunk_id, back=back),
+        url=document_url(result.document_id, result.chunk_id, back=back),
         pages=pages_label(result.first_page, result.last_page),
         collection_name=collection_names.get(result.collection, result.collection),
         heading=" › ".join(result.heading_path),
@@ -223,9 +223,9 @@ def _initial(data: QueryDict) -> dict[str, Any]:
     }
 
 
-def answer_parts(text: str, passages: list[Passage]) -> list[AnswerPart]:
+def answer_parts(text: str, passages: list[Passage], *, back: str = "") -> list[AnswerPart]:
     """The answer as text and links, so the template escapes the model's words and only
-    the citation links are ours."""
+    the citation links are ours; `back` is the search to return to from a citation."""
     by_number = {p.number: p for p in passages}
     parts: list[AnswerPart] = []
     position = 0
@@ -236,14 +236,14 @@ def answer_parts(text: str, passages: list[Passage]) -> list[AnswerPart]:
         parts.append(AnswerPart(text[position : match.start()]))
         for n in numbers:
             passage = by_number[n]
-            url = document_url(passage.document_id, passage.chunk_id)
+            url = document_url(passage.document_id, passage.chunk_id, back=back)
             parts.append(AnswerPart(f"[{n}]", n, url, passage.document_title))
         position = match.end()
     parts.append(AnswerPart(text[position:]))
     return [part for part in parts if part.text]
 
 
-def _answer(form: SearchForm, *, user: User) -> dict[str, Any]:
+def _answer(form: SearchForm, *, user: User, back: str) -> dict[str, Any]:
     """The model's answer to the searched query over the same collections, or why not."""
     values = form.cleaned_data
     slugs = values["collection"]
@@ -263,9 +263,13 @@ def _answer(form: SearchForm, *, user: User) -> dict[str, Any]:
         return {"answer_error": _sentence(str(exc))}
     return {
         "answer": answer,
-        "answer_parts": answer_parts(answer.text, answer.context.citations),
+        "answer_parts": answer_parts(answer.text, answer.context.citations, back=back),
         "answer_sources": [
-            (p, document_url(p.document_id, p.chunk_id), pages_label(p.first_page, p.last_page))
+            (
+                p,
+                document_url(p.document_id, p.chunk_id, back=back),
+                pages_label(p.first_page, p.last_page),
+            )
             for p in answer.citations
         ],
     }
@@ -292,7 +296,7 @@ def search_page_context(*, data: QueryDict, user: User, ask: bool = False) -> di
     config = llm_config()
     context["ask_model"] = config.model if config else None
     if ask and config and context.get("cards"):
-        context.update(_answer(form, user=user))
+        context.update(_answer(form, user=user, back=search_state(data)))
     return context
 
 
