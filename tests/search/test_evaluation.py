@@ -213,12 +213,16 @@ def test_sweep_refuses_grids_it_cannot_run(
         call_command("evaluate", *where, "--sweep", "--grid", json.dumps(grid), stdout=StringIO())
 
 
-def test_sweep_picks_the_known_best_setting(db: None, tmp_path: Path) -> None:
+def test_sweep_picks_the_known_best_setting(db: None, tmp_path: Path, settings: Any) -> None:
     """The queries mean music but name an invoice by its number: only the keyword leg
     finds the judged invoices, so keyword-only fusion must win over semantic-only, with
     the contextual header on and off alike. Each header setting is ingested into its own
     collection, embedded with or without the header."""
     import numpy as np
+
+    # fp32: the check below compares a vector made in a batch with one made alone, which
+    # int8 (its activations quantized per batch) reproduces only to a cosine of ~0.99.
+    settings.EMBEDDING_BACKEND = "torch"
 
     from documents.embedding import embed_texts
     from documents.models import Chunk, Collection
