@@ -185,7 +185,9 @@ class DocumentAdmin(StaffAccess):
         batch = batch_progress(batch_id) if batch_id else None
         if batch is None or batch.finished:  # shown finished once, then gone
             request.session.pop(BATCH_SESSION_KEY, None)
-        busy = visible.filter(status__in=["pending", "processing"]).count()
+        busy = visible.filter(
+            status__in=[Document.Status.PENDING, Document.Status.PROCESSING]
+        ).count()
         return {
             "busy": busy,
             "busy_text": f"{busy} document{'s' if busy != 1 else ''} waiting or processing"

@@ -21,6 +21,8 @@ from documents.queue import enqueue_documents
 from documents.services import CollectionError, UploadError, collection_create, document_upload
 from ragsite.json_safety import check_json
 
+Status = Document.Status
+
 
 class Command(BaseCommand):
     help = (
@@ -111,7 +113,7 @@ class Command(BaseCommand):
         with tqdm(total=len(ids), desc="processing", unit="doc", disable=quiet) as bar:
 
             def finished() -> int:
-                return documents.filter(status__in=["ready", "failed"]).count()
+                return documents.filter(status__in=[Status.READY, Status.FAILED]).count()
 
             # Work alongside any running worker: claiming is safe between processes,
             # and with no worker this process does all of it (retries too, once due).
@@ -125,6 +127,7 @@ class Command(BaseCommand):
                     time.sleep(0.5)  # a worker holds some, or a retry is not due yet
             bar.update(finished() - bar.n)
         counts = dict(documents.values_list("status").annotate(n=Count("id")))
-        self.stdout.write(f"ready: {counts.get('ready', 0)}, failed: {counts.get('failed', 0)}")
-        for document in documents.filter(status="failed"):
+        ready, failed = counts.get(Status.READY, 0), counts.get(Status.FAILED, 0)
+        self.stdout.write(f"ready: {ready}, failed: {failed}")
+        for document in documents.filter(status=Status.FAILED):
             self.stdout.write(f"  failed: {document.source_name}: {document.error}")
