@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +20,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
-from tests.helpers.ports import free_port
+from tests.helpers.ports import free_port, wait_healthy
 from tests.helpers.worker import database_url
 
 TOKEN = "s3cret-metrics-token"
@@ -132,16 +131,8 @@ def gunicorn_two_workers(transactional_db: None, tmp_path: Path) -> Iterator[tup
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(log_path.read_text())
-                time.sleep(0.3)
+            if not wait_healthy(url, process, timeout=90):
+                pytest.fail(log_path.read_text())
             yield url, multiproc
         finally:
             process.terminate()

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-from tests.helpers.ports import free_port
+from tests.helpers.ports import free_port, wait_listening
 from tests.helpers.worker import stop_process_group
 
 BINARY = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
@@ -69,15 +67,9 @@ pidfile = {self.folder / "pgbouncer.pid"}
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def _wait_listening(self, *, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"PgBouncer did not start:\n{self.log()}")
+        if not wait_listening(self.port, self.process, timeout=timeout):
+            self.stop()
+            raise RuntimeError(f"PgBouncer did not start:\n{self.log()}")
 
     def stop(self) -> None:
         stop_process_group(self.process, term_seconds=5)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.ports import free_port
+from tests.helpers.ports import free_port, wait_listening
 from tests.helpers.worker import stop_process_group
 
 CREDENTIALS = {
@@ -34,17 +32,9 @@ class S3Server:
         self._wait_listening(timeout=30)
 
     def _wait_listening(self, *, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"the S3 server did not start:\n{self.log_path.read_text()}")
+        if not wait_listening(self.port, self.process, timeout=timeout):
+            self.stop()
+            raise RuntimeError(f"the S3 server did not start:\n{self.log_path.read_text()}")
 
     def client(self) -> Any:
         import boto3  # type: ignore[import-untyped]

@@ -29,7 +29,7 @@ from search.rag import NO_CONTEXT_ANSWER
 from search.rag.answer import SYSTEM_PROMPT
 from tests.factories import CollectionFactory, UserFactory
 from tests.helpers.llm_server import FakeLLM
-from tests.helpers.ports import free_port
+from tests.helpers.ports import free_port, wait_healthy
 from tests.helpers.worker import database_url
 
 URL = "/api/v1/ask/"
@@ -339,16 +339,8 @@ def gunicorn(transactional_db: None, tmp_path: Path, llm: FakeLLM) -> Iterator[s
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail((tmp_path / "gunicorn.log").read_text())
-            time.sleep(0.3)
+        if not wait_healthy(url, process, timeout=90):
+            pytest.fail((tmp_path / "gunicorn.log").read_text())
         yield url
     finally:
         process.terminate()
