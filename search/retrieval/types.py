@@ -81,3 +81,8 @@ class SearchResponse:
     query: str = ""
     anonymous: bool = False  # searched as an anonymous caller: public collections only
     hint: str | None = None  # for the caller, e.g. why an anonymous search found nothing
+    # What changed how this search was served (a leg skipped because its model server is
+    # down, a reranker that failed): shown to the caller, never an error.
+    notices: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)  # embedding models that served it
+    reranker: str | None = None  # the reranker that ordered the results, if any
