@@ -36,13 +36,12 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
-from django_q.models import OrmQ
 
 from documents.embedding import EmbeddingError
 from documents.models import Collection, Document
 from documents.outage import database_lost, until_database_returns
 from documents.progress import EXTRACTING, batches_mark_started, progress_cleared
-from documents.queue import enqueue_documents, schedule_retry
+from documents.queue import broker_queue_empty, enqueue_documents, schedule_retry
 
 logger = logging.getLogger(__name__)
 Status = Document.Status
@@ -374,10 +373,12 @@ def documents_sweep_stuck() -> int:
 
 def _orphaned_pending() -> list[tuple[int, int]]:
     """Pending documents whose task was never queued (the database went away between
-    the upload's commit and the enqueue). Only looked for when the broker's queue is
-    empty: then nothing is coming for them. Re-queueing one that does have a task is
-    harmless anyway, since processing starts by claiming it."""
-    if OrmQ.objects.exists():
+    the upload's commit and the enqueue) or was lost (Q_BROKER=redis: a dead worker's
+    tasks in hand). Only looked for when the broker's queue is empty: then nothing is
+    coming for them, and a backlog is not queued a second time every minute.
+    Re-queueing one that does have a task is harmless anyway, since processing starts
+    by claiming it."""
+    if not broker_queue_empty():
         return []
     now = timezone.now()
     orphans = Document.objects.filter(status=Status.PENDING, updated__lt=now - _ORPHAN_QUIET)

@@ -14,7 +14,9 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django_q.models import Schedule
+from django_q.brokers import get_broker
+from django_q.brokers.orm import ORM
+from django_q.models import OrmQ, Schedule
 from django_q.tasks import async_task
 
 # Small documents share one task so per-task overhead (a database round trip, the
@@ -60,6 +62,19 @@ def enqueue_documents(documents: list[tuple[int, int]]) -> None:
 
     if groups:
         transaction.on_commit(send)
+
+
+def broker_queue_empty() -> bool:
+    """No task is waiting in the broker, nor (ORM) handed out and awaiting re-delivery.
+
+    The ORM broker keeps a task's row until it is acknowledged, so a row of any kind
+    means something is still coming. Redis pops a task when it hands it out: only the
+    waiting list can be asked, and a task a worker holds (running, prefetched, or lost
+    with a dead worker) is invisible."""
+    broker = get_broker()
+    if isinstance(broker, ORM):
+        return not OrmQ.objects.exists()
+    return int(broker.queue_size() or 0) == 0
 
 
 def enqueue_keyword_rebuild(collection_id: int) -> None:

@@ -265,9 +265,16 @@ SPECTACULAR_SETTINGS = {
 
 # --- Background work (django-q2 with the ORM broker: no extra server) -----------------
 TASK_TIMEOUT = env.int("TASK_TIMEOUT", default=600)
+# orm: tasks are rows on the primary, handed out with a receipt (re-delivered after
+# `retry`). redis: a Redis list at REDIS_URL, no receipts: a task in flight when its
+# worker dies is lost, and the stuck-document sweep requeues its documents (README).
+Q_BROKER = env.str("Q_BROKER", default="orm")
+if Q_BROKER not in ("orm", "redis"):
+    raise ValueError(f"Q_BROKER must be orm or redis, not {Q_BROKER!r}")
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 Q_CLUSTER = {
     "name": "ragsite",
-    "orm": "default",
+    **({"orm": "default"} if Q_BROKER == "orm" else {"redis": REDIS_URL}),
     "workers": env.int("WORKERS", default=1),
     "recycle": 200,
     # A task running longer than `timeout` is killed; the broker re-delivers a task whose
