@@ -414,6 +414,20 @@ LLM_TIMEOUT = env.float("LLM_TIMEOUT", default=60.0)
 LLM_MAX_TOKENS = env.int("LLM_MAX_TOKENS", default=1024)  # of the answer; 0: not sent
 LLM_TEMPERATURE = env.float("LLM_TEMPERATURE", default=0.0)
 
+# --- Reranking (search/rerank/, README "Reranking") ---
+# "" (none), "cross-encoder" (a local CrossEncoder folder, RERANK_MODEL_PATH) or "http"
+# (a TEI / Cohere / Jina-compatible /rerank server). A failing reranker never fails a
+# search: the fused order is served with a notice.
+RERANK_BACKEND = env.str("RERANK_BACKEND", default="")
+RERANK_DEFAULT = env.bool("RERANK_DEFAULT", default=False)  # rerank when a request says nothing
+RERANK_DEPTH = env.int("RERANK_DEPTH", default=50)  # candidates reranked per search
+RERANK_MAX_DEPTH = env.int("RERANK_MAX_DEPTH", default=200)  # the most a request may ask
+RERANK_MODEL_PATH = env.str("RERANK_MODEL_PATH", default="")
+RERANK_BASE_URL = env.str("RERANK_BASE_URL", default="")  # e.g. http://127.0.0.1:8081
+RERANK_API_KEY = env.str("RERANK_API_KEY", default="")
+RERANK_MODEL = env.str("RERANK_MODEL", default="")  # sent as "model" (Cohere, Jina)
+RERANK_TIMEOUT_SECONDS = env.float("RERANK_TIMEOUT_SECONDS", default=10.0)
+
 # --- Monitoring: query log, feedback, metrics (insights/) ---
 # Every search, context, ask and similar call (API and page) is logged: "on" or "off".
 QUERY_LOG = env.str("QUERY_LOG", default="on") == "on"

@@ -30,6 +30,7 @@ from .ocr import (
     report,
     unavailable,
 )
+from .pdf_tables import table_pages
 from .text import Parsed, Segment, clean, one_line, paragraphs
 from .titles import largest_font_line
 from .types import ExtractionError
@@ -116,7 +117,12 @@ def parse_pdf(data: bytes, ocr: OcrOptions | None = None) -> Parsed:
         texts.update(read_scanned_pages(data, scanned, ocr, has_text=has_text))
 
     parsed = Parsed(title=_title(reader), page_count=page_count)
+    # Pages with ruled tables: rows as table rows, the rest of the page around them.
+    tabled = table_pages(data, (n for n in texts if n not in scanned))
     for number in sorted(texts):
+        if number in tabled:
+            parsed.segments.extend(tabled[number])
+            continue
         for paragraph in paragraphs(clean(texts[number])):
             parsed.segments.append(Segment(paragraph, page=number))
     if not any(segment.text.strip() for segment in parsed.segments):

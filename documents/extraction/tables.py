@@ -58,11 +58,13 @@ def table_segments(
     heading_path: tuple[str, ...] = (),
     page: int | None = None,
     budget: RowBudget | None = None,
+    header: str | None = None,
 ) -> list[Segment]:
     """The rows of one table as segments: the header row, then each data row with the
-    header at the end of its heading path. Empty rows are skipped."""
+    header at the end of its heading path. Empty rows are skipped. ``header``: the table
+    continues one whose header row came before (a PDF table over a page break), so every
+    row here is a data row."""
     segments: list[Segment] = []
-    header: str | None = None
     for cells in rows:
         if budget is not None:
             budget.take()

@@ -45,6 +45,9 @@ class SearchParams:
     group_by_document: bool = False
     # Exact nearest neighbours (no HNSW): for measuring the index, not for serving.
     exact: bool = False
+    # Rerank the first rerank_depth fused candidates (None: settings.RERANK_DEFAULT).
+    rerank: bool | None = None
+    rerank_depth: int = field(default_factory=lambda: settings.RERANK_DEPTH)
 
 
 @dataclass
@@ -69,6 +72,8 @@ class SearchResult:
     semantic_score: float | None
     metadata: dict[str, Any] = field(default_factory=dict)
     neighbors: list[dict[str, Any]] = field(default_factory=list)
+    rerank_score: float | None = None  # the reranker's, when it ranked this candidate
+    rank_before_rerank: int | None = None  # 1-based, in the fused order
     embedding: Any = None  # only kept internally for MMR
 
 
