@@ -310,6 +310,23 @@ EMBEDDING_ONNX_MIN_AGREEMENT = env.float("EMBEDDING_ONNX_MIN_AGREEMENT", default
 # Threads per process for onnxruntime / torch; 0: every core (gunicorn.conf.py divides them).
 EMBEDDING_THREADS = env.int("EMBEDDING_THREADS", default=0)
 EMBEDDING_QUERY_CACHE_SIZE = env.int("EMBEDDING_QUERY_CACHE_SIZE", default=1024)
+# openai: an OpenAI-compatible server, POST {EMBEDDING_BASE_URL}/embeddings with
+# EMBEDDING_MODEL_NAME as "model" (documents/embedding/_openai.py).
+EMBEDDING_BASE_URL = env.str("EMBEDDING_BASE_URL", default="")  # e.g. http://127.0.0.1:11434/v1
+EMBEDDING_API_KEY = env.str("EMBEDDING_API_KEY", default="")  # sent as a Bearer token if set
+EMBEDDING_TIMEOUT_SECONDS = env.float("EMBEDDING_TIMEOUT_SECONDS", default=30.0)  # per request
+EMBEDDING_MAX_BATCH = env.int("EMBEDDING_MAX_BATCH", default=64)  # inputs per request
+# Approximate tokens (characters / 4) per request; 0: no limit.
+EMBEDDING_MAX_BATCH_TOKENS = env.int("EMBEDDING_MAX_BATCH_TOKENS", default=8192)
+# Retries after a failed request (connection, timeout, 429, 5xx), waiting
+# EMBEDDING_RETRY_BACKOFF_SECONDS * 2^n with jitter (or the server's Retry-After, up to 30 s).
+EMBEDDING_RETRIES = env.int("EMBEDDING_RETRIES", default=3)
+EMBEDDING_RETRY_BACKOFF_SECONDS = env.float("EMBEDDING_RETRY_BACKOFF_SECONDS", default=0.5)
+# Put before every query / passage the model embeds (e5: "query: " / "passage: ").
+EMBEDDING_QUERY_PREFIX = env.str("EMBEDDING_QUERY_PREFIX", default="")
+EMBEDDING_PASSAGE_PREFIX = env.str("EMBEDDING_PASSAGE_PREFIX", default="")
+# Tokens the model reads at most; 0: the model's own (256 for the packaged MiniLM).
+EMBEDDING_MAX_TOKENS = env.int("EMBEDDING_MAX_TOKENS", default=0)
 CHUNK_MAX_TOKENS = env.int("CHUNK_MAX_TOKENS", default=200)
 CHUNK_OVERLAP_TOKENS = env.int("CHUNK_OVERLAP_TOKENS", default=30)
 CHUNK_CONTEXT_HEADER = env.bool("CHUNK_CONTEXT_HEADER", default=True)
