@@ -11,6 +11,7 @@ from django.http import QueryDict
 from django.utils.datastructures import MultiValueDict
 
 from documents.models import Collection
+from search.rerank import rerank_configured
 from search.retrieval import MODES
 
 ALL_COLLECTIONS = "all"
@@ -44,6 +45,11 @@ class SearchForm(forms.Form):
         widget=CollectionSelect,
         error_messages={"invalid_choice": "There is no collection “%(value)s” you can read."},
     )
+    rerank = forms.BooleanField(
+        label="Rerank",
+        required=False,
+        help_text="Reorder the best candidates with the reranker (slower, often better).",
+    )
     page = forms.IntegerField(
         required=False,
         min_value=1,
@@ -71,6 +77,12 @@ class SearchForm(forms.Form):
         collection.choices = [(ALL_COLLECTIONS, "All collections")] + [
             (c.slug, c.name) for c in collections
         ]
+        # Offered only when a reranker is configured (RERANK_BACKEND); checked by default
+        # when RERANK_DEFAULT is on. A checkbox cannot say "no", so unchecked means off.
+        if rerank_configured():
+            self.fields["rerank"].initial = settings.RERANK_DEFAULT
+        else:
+            del self.fields["rerank"]
 
     def clean_q(self) -> str:
         query: str = self.cleaned_data["q"]
@@ -88,6 +100,12 @@ class SearchForm(forms.Form):
 
     def clean_page(self) -> int:
         return self.cleaned_data["page"] or 1
+
+    def rerank_choice(self) -> bool | None:
+        """The search's `rerank`: the checkbox when offered, else the default (None)."""
+        if "rerank" not in self.fields:
+            return None
+        return bool(self.cleaned_data.get("rerank"))
 
     def mode_options(self) -> list[dict[str, Any]]:
         """The modes as radio buttons with a hint each (rendered by hand for the layout)."""

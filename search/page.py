@@ -252,6 +252,7 @@ def _answer(form: SearchForm, *, user: User, back: str) -> dict[str, Any]:
             query=values["q"],
             mode=values["mode"],
             filters=Filters(collections=slugs) if slugs else Filters(),
+            rerank=form.rerank_choice(),
         ),
         max_tokens=settings.RAG_CONTEXT_TOKENS,
     )
@@ -336,6 +337,7 @@ def _search_results(
         top_k=PAGE_SIZE,
         offset=offset,
         filters=Filters(collections=slugs) if slugs else Filters(),
+        rerank=form.rerank_choice(),
     )
     started = time.perf_counter()
     try:
@@ -367,6 +369,8 @@ def _search_results(
         ],
         "filtered": bool(slugs),
         "mode": params.mode,
+        "reranker": response.reranker,
+        "notices": response.notices,
         "collections": slugs,
         "all_collections_url": page_url(data, collection=None, page=None),
         # For the query log (insights.recording.page_logged), not for the template.

@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ragsite.json_safety import check_json
+from search.rerank import rerank_configured
 from search.retrieval import MODES, Filters
 
 BIGINT_MAX = 2**63 - 1
@@ -135,10 +136,25 @@ class SearchRequestSerializer(serializers.Serializer):
     )
     neighbors = serializers.IntegerField(min_value=0, max_value=3, default=0)
     group_by_document = serializers.BooleanField(default=False)
+    rerank = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Rerank the first rerank_depth candidates with the configured reranker "
+        "(RERANK_BACKEND); null: RERANK_DEFAULT. 400 when none is configured.",
+    )
+    rerank_depth = serializers.IntegerField(
+        min_value=1,
+        max_value=settings.RERANK_MAX_DEPTH,
+        default=settings.RERANK_DEPTH,
+        help_text="How many fused candidates the reranker reads (1..RERANK_MAX_DEPTH).",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs["query"].strip():
             raise serializers.ValidationError({"query": "must not be blank"})
+        if attrs.get("rerank") and not rerank_configured():
+            raise serializers.ValidationError({"rerank": "reranking is not configured"})
         attrs.setdefault("filters", Filters())
         if attrs["filters"] is None:
             attrs["filters"] = Filters()
@@ -198,6 +214,12 @@ class SearchResultSerializer(serializers.Serializer):
     keyword_score = serializers.FloatField(allow_null=True)
     semantic_rank = serializers.IntegerField(allow_null=True)
     semantic_score = serializers.FloatField(allow_null=True)
+    rerank_score = serializers.FloatField(
+        allow_null=True, help_text="The reranker's score; null when it did not rank this one."
+    )
+    rank_before_rerank = serializers.IntegerField(
+        allow_null=True, help_text="1-based rank in the fused order, before the rerank."
+    )
     neighbors = NeighborSerializer(many=True)
 
     def get_citation(self, result: Any) -> dict[str, Any]:
@@ -210,6 +232,7 @@ SearchResultSerializer.get_citation.__annotations__["return"] = CitationSerializ
 class TimingSerializer(serializers.Serializer):
     embedding_ms = serializers.FloatField(required=False)
     sql_ms = serializers.FloatField()
+    rerank_ms = serializers.FloatField(required=False)
     total_ms = serializers.FloatField()
 
 
@@ -225,6 +248,17 @@ class SearchResponseSerializer(serializers.Serializer):
         help_text="Why the search may find nothing, e.g. anonymous with no public collection.",
     )
     results = SearchResultSerializer(many=True)
+    reranker = serializers.CharField(
+        allow_null=True, help_text="The reranker that ordered the results; null: none did."
+    )
+    models = serializers.ListField(
+        child=serializers.CharField(), help_text="The embedding models that served it."
+    )
+    notices = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="What changed how it was served, e.g. a reranker that failed (then the "
+        "fused order is returned).",
+    )
     timing = TimingSerializer(source="timing_ms")
 
     def to_representation(self, instance: Any) -> dict[str, Any]:

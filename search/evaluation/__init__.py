@@ -12,11 +12,13 @@ Tuning (train split only): one `SweepTarget` per contextual-header setting, each
 from search.evaluation._data import BeirDataset, DatasetError, load_beir, load_qrels, load_queries
 from search.evaluation._metrics import compute_metrics
 from search.evaluation._run import (
+    RerankFailed,
     Variant,
     corpus_collection_slug,
     default_variants,
     evaluate,
     ingest_corpus,
+    rerank_variants,
     resolve_qrels,
     run_variant,
 )
@@ -34,6 +36,7 @@ __all__ = [
     "SWEEP_GRID",
     "BeirDataset",
     "DatasetError",
+    "RerankFailed",
     "SweepTarget",
     "Variant",
     "compute_metrics",
@@ -45,6 +48,7 @@ __all__ = [
     "load_beir",
     "load_qrels",
     "load_queries",
+    "rerank_variants",
     "resolve_qrels",
     "run_variant",
     "sweep",

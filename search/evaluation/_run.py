@@ -43,6 +43,23 @@ def default_variants() -> list[Variant]:
     ]
 
 
+def rerank_variants(depth: int | None = None) -> list[Variant]:
+    """Hybrid and semantic again, reranked (the first `depth` chunks; default
+    RERANK_DEPTH): to compare with their fused order."""
+    options: dict[str, Any] = {"rerank": True}
+    if depth:
+        options["rerank_depth"] = depth
+    return [
+        Variant("hybrid_rerank", "hybrid", options),
+        Variant("semantic_rerank", "semantic", options),
+    ]
+
+
+class RerankFailed(RuntimeError):
+    """A reranked variant whose reranker did not run: its figures would be the fused
+    order's under the reranker's name."""
+
+
 def corpus_collection_slug(dataset_name: str, chunking: ChunkingConfig | None = None) -> str:
     """One collection per dataset and chunking settings (the pipeline's own fingerprint
     of the model, chunk size, overlap and header): a change re-ingests."""
@@ -138,6 +155,7 @@ def run_variant(
     options = {
         "keyword_depth": LEG_DEPTH,
         "semantic_depth": LEG_DEPTH,
+        "rerank": False,  # only the reranked variants rerank, whatever RERANK_DEFAULT says
         **(base or {}),
         **variant.options,
     }
@@ -159,6 +177,8 @@ def run_variant(
             replace(params, query=text), user=None, full_access=True, statement_timeout_ms=0
         )
         totals.append((time.perf_counter() - started) * 1000)
+        if params.rerank and response.reranker is None:
+            raise RerankFailed(f"{variant.name}: {'; '.join(response.notices)}")
         sqls.append(response.timing_ms.get("sql_ms", 0.0))
         count = len(response.results)
         # Scores for trec_eval are rank-based so ties can never reorder the list.

@@ -108,6 +108,8 @@ class Context:
     timing_ms: dict[str, float]
     anonymous: bool = False  # retrieved as an anonymous caller: public collections only
     hint: str | None = None  # for the caller, e.g. why an anonymous search found nothing
+    reranker: str | None = None  # the reranker that ordered the passages, if any
+    notices: list[str] = field(default_factory=list)  # the search's (e.g. a rerank skipped)
 
 
 def _tokenizer() -> Tokenizer:
@@ -334,6 +336,8 @@ def context_build(
         omitted=omitted,
         timing_ms=timing,
         anonymous=response.anonymous,
+        reranker=response.reranker,
+        notices=response.notices,
     )
 
 

@@ -78,6 +78,13 @@ class ContextResponseSerializer(serializers.Serializer):
         required=False,
         help_text="Why the context may be empty, e.g. anonymous with no public collection.",
     )
+    reranker = serializers.CharField(
+        allow_null=True, help_text="The reranker that ordered the passages; null: none did."
+    )
+    notices = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="What changed how it was retrieved, e.g. a reranker that failed.",
+    )
     timing = serializers.DictField(source="timing_ms", child=serializers.FloatField())
 
     def to_representation(self, instance: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
@@ -15,6 +16,7 @@ from search.evaluation import (
     SWEEP_GRID,
     BeirDataset,
     DatasetError,
+    RerankFailed,
     SweepTarget,
     default_variants,
     evaluate,
@@ -23,10 +25,12 @@ from search.evaluation import (
     load_beir,
     load_qrels,
     load_queries,
+    rerank_variants,
     resolve_qrels,
     sweep,
     sweep_size,
 )
+from search.rerank import rerank_configured, reranker_name
 
 
 class Command(BaseCommand):
@@ -66,6 +70,17 @@ class Command(BaseCommand):
             help="Judgments, tab-separated lines: query-id, corpus-id, score. With "
             "--collection the corpus-id is a document's metadata `id` or its file name.",
         )
+        parser.add_argument(
+            "--rerank",
+            action="store_true",
+            help="Also run hybrid_rerank and semantic_rerank: the same searches reordered "
+            "by the configured reranker (RERANK_BACKEND), to compare with the fused order.",
+        )
+        parser.add_argument(
+            "--rerank-depth",
+            type=int,
+            help="Chunks the reranker reads per query (default RERANK_DEPTH).",
+        )
         parser.add_argument("--modes", help="Comma-separated variant names to run.")
         parser.add_argument("--output", type=Path, help="Write the metrics as JSON here.")
         parser.add_argument("--chart", type=Path, help="Write a PNG chart here.")
@@ -93,20 +108,23 @@ class Command(BaseCommand):
         except DatasetError as exc:
             raise CommandError(str(exc)) from exc
         qrels = self._limit(qrels, options)
-        variants = default_variants()
+        variants = default_variants() + self._rerank_variants(options)
         if options["modes"]:
             wanted = options["modes"].split(",")
             variants = [v for v in variants if v.name in wanted]
             if not variants:
                 raise CommandError(f"no variant named {options['modes']!r}")
         with tqdm(total=len(qrels) * len(variants), desc="querying", disable=quiet) as bar:
-            report = evaluate(
-                collection=collection,
-                queries=queries,
-                qrels=qrels,
-                variants=variants,
-                progress=bar.update,
-            )
+            try:
+                report = evaluate(
+                    collection=collection,
+                    queries=queries,
+                    qrels=qrels,
+                    variants=variants,
+                    progress=bar.update,
+                )
+            except RerankFailed as exc:
+                raise CommandError(f"reranking failed in {exc}") from exc
         self._print_table(report)
         if options["output"]:
             options["output"].write_text(json.dumps(report, indent=2) + "\n")
@@ -114,6 +132,17 @@ class Command(BaseCommand):
         if options["chart"]:
             self._chart(report, options["chart"])
             self.stdout.write(f"wrote {options['chart']}")
+
+    def _rerank_variants(self, options: dict[str, Any]) -> list[Any]:
+        if not options["rerank"]:
+            return []
+        if not rerank_configured():
+            raise CommandError("--rerank: reranking is not configured (set RERANK_BACKEND)")
+        depth = options["rerank_depth"]
+        if depth is not None and not 1 <= depth <= settings.RERANK_MAX_DEPTH:
+            raise CommandError(f"--rerank-depth must be 1..{settings.RERANK_MAX_DEPTH}")
+        self.stdout.write(f"reranker: {reranker_name()}")
+        return rerank_variants(depth)
 
     @staticmethod
     def _limit(
