@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -50,6 +51,11 @@ from django_q.tasks import async_task  # noqa: E402
 from documents.models import Chunk, Collection, Document  # noqa: E402
 from documents.queue import PROCESS_TASK, task_groups  # noqa: E402
 from documents.services import document_upload  # noqa: E402
+
+# Every qcluster this process started and has not stopped yet. They run in sessions of
+# their own (so a Ctrl-C in the terminal does not hit them mid-measurement), which also
+# means nothing stops them when this process dies: `main` does, on any exit it can see.
+_RUNNING: list[subprocess.Popen[bytes]] = []
 
 
 def read_corpus(dataset: Path, limit: int) -> list[tuple[str, str]]:
@@ -84,9 +90,8 @@ def start_workers(count: int, log_dir: Path) -> list[subprocess.Popen[bytes]]:
     env = {**os.environ, "DATABASE_URL": database_url(), "WORKERS": "1", "LOG_LEVEL": "INFO"}
     processes = []
     for index in range(count):
-        log = (log_dir / f"worker-{count}-{index}.log").open("wb")
-        processes.append(
-            subprocess.Popen(
+        with (log_dir / f"worker-{count}-{index}.log").open("wb") as log:
+            process = subprocess.Popen(
                 [sys.executable, "manage.py", "qcluster"],
                 cwd=ROOT,
                 env=env,
@@ -94,7 +99,8 @@ def start_workers(count: int, log_dir: Path) -> list[subprocess.Popen[bytes]]:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        )
+        _RUNNING.append(process)  # registered at once: a failure on the next is covered
+        processes.append(process)
     return processes
 
 
@@ -113,8 +119,8 @@ def cpu_seconds(processes: list[subprocess.Popen[bytes]]) -> float:
 
 
 def stop_workers(processes: list[subprocess.Popen[bytes]]) -> None:
-    import signal
-
+    """SIGTERM each cluster's whole process group (the cluster forks its workers), then
+    SIGKILL the groups still there after 30 s."""
     for process in processes:
         try:
             os.killpg(process.pid, signal.SIGTERM)
@@ -124,7 +130,22 @@ def stop_workers(processes: list[subprocess.Popen[bytes]]) -> None:
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait(timeout=10)
+        if process in _RUNNING:
+            _RUNNING.remove(process)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    """SIGTERM / SIGINT (a `kill`, a Ctrl-C, a CI timeout) become an exit that runs the
+    `finally` blocks, which stop the clusters; a second signal cannot cut that short."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    print(f"signal {signum}: stopping the workers ...", file=sys.stderr)
+    raise SystemExit(128 + signum)
 
 
 def wait_ready(ids: list[int], *, timeout: float) -> None:
@@ -197,11 +218,16 @@ def main() -> None:
     documents = read_corpus(args.dataset, args.limit)
     counts = [int(part) for part in args.workers.split(",") if part.strip()]
     results = []
-    with tempfile.TemporaryDirectory(prefix="bench-workers-") as log_dir:
-        for count in counts:
-            print(f"{count} worker(s): {len(documents)} documents ...", file=sys.stderr)
-            results.append(run(count, documents, group=args.group, log_dir=Path(log_dir)))
-            print(json.dumps(results[-1]), file=sys.stderr)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-workers-") as log_dir:
+            for count in counts:
+                print(f"{count} worker(s): {len(documents)} documents ...", file=sys.stderr)
+                results.append(run(count, documents, group=args.group, log_dir=Path(log_dir)))
+                print(json.dumps(results[-1]), file=sys.stderr)
+    finally:
+        stop_workers(list(_RUNNING))  # only a SIGKILL of this process escapes this
     base = results[0]["documents_per_s"] if results else 0
     for result in results:
         result["speedup"] = round(result["documents_per_s"] / base, 2) if base else None
