@@ -17,9 +17,11 @@ and normalised to unit length, since not every server normalises.
 from __future__ import annotations
 
 import base64
+import copy as _copy
 import email.utils
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import Iterator
@@ -40,6 +42,10 @@ PROBE_TEXT = "dimension probe"
 # Statuses worth another attempt: rate limits, and the server (or a proxy in front of
 # it) being briefly unable to answer.
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class _TooLarge(EmbeddingError):
+    """413: more (or longer) inputs than the server takes in one request."""
 
 
 def approx_tokens(text: str) -> int:
@@ -79,11 +85,9 @@ class OpenAIBackend:
         self.retries = max(0, retries)
         self.backoff_seconds = backoff_seconds
         self._dimensions: int | None = None  # learnt from the first answer
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        # Connecting to a live server takes milliseconds: a long connect timeout only
-        # delays the retry of a server that is down.
-        timeout = httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 10.0))
-        self._client = httpx.Client(timeout=timeout, headers=headers)
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client: httpx.Client | None = None
+        self._client_pid = 0
 
     @classmethod
     def from_settings(
@@ -103,8 +107,32 @@ class OpenAIBackend:
             backoff_seconds=settings.EMBEDDING_RETRY_BACKOFF_SECONDS,
         )
 
+    def limited(self, *, timeout_seconds: float, retries: int) -> OpenAIBackend:
+        """This backend with a shorter timeout and fewer retries (sharing its connections),
+        e.g. for a search's query, which should fall back to keyword search rather than
+        wait as long as a document's ingestion may."""
+        copy = _copy.copy(self)
+        copy.timeout_seconds = timeout_seconds
+        copy.retries = max(0, retries)
+        return copy
+
     def close(self) -> None:
-        self._client.close()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _http(self) -> httpx.Client:
+        """The connection pool, one per process: a pool inherited over fork() would share
+        its sockets with the parent (gunicorn's workers, the task worker's children)."""
+        if self._client is None or self._client_pid != os.getpid():
+            self._client = httpx.Client(headers=self._headers)
+            self._client_pid = os.getpid()
+        return self._client
+
+    def _timeout(self) -> httpx.Timeout:
+        # Connecting to a live server takes milliseconds: a long connect timeout only
+        # delays the retry of a server that is down.
+        return httpx.Timeout(self.timeout_seconds, connect=min(self.timeout_seconds, 10.0))
 
     def dimensions(self) -> int:
         """The length of the model's vectors, asked of the server once (by embedding
@@ -148,7 +176,20 @@ class OpenAIBackend:
         return payload
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        response = self._post_with_retries(self._payload(texts))
+        try:
+            response = self._post_with_retries(self._payload(texts))
+        except _TooLarge:
+            if len(texts) == 1:
+                raise
+            # TEI answers 413 past its --max-client-batch-size (32 by default): halves
+            # still get the texts embedded, one extra request per batch.
+            logger.warning(
+                "embedding server %s refused %d inputs at once: lower EMBEDDING_MAX_BATCH",
+                self.url,
+                len(texts),
+            )
+            middle = len(texts) // 2
+            return np.vstack([self._embed_batch(texts[:middle]), self._embed_batch(texts[middle:])])
         vectors = self._parse(response, len(texts))
         if self._dimensions is None:
             self._dimensions = vectors.shape[1]
@@ -158,7 +199,7 @@ class OpenAIBackend:
         attempts = self.retries + 1
         for attempt in range(1, attempts + 1):
             try:
-                response = self._client.post(self.url, json=payload)
+                response = self._http().post(self.url, json=payload, timeout=self._timeout())
             except httpx.HTTPError as exc:
                 if attempt == attempts:
                     raise self._transport_error(exc, attempts) from exc
@@ -196,16 +237,17 @@ class OpenAIBackend:
         if isinstance(exc, httpx.TimeoutException):
             return EmbeddingError(
                 f"embedding server {self.base_url} did not answer within "
-                f"{self.timeout_seconds:g} s ({attempts} attempts)"
+                f"{self.timeout_seconds:g} s ({_attempts(attempts)})"
             )
         reason = _reason(exc)
         return EmbeddingError(
-            f"embedding server {self.base_url} unreachable after {attempts} attempts: {reason}"
+            f"embedding server {self.base_url} unreachable after {_attempts(attempts)}: {reason}"
         )
 
     def _status_error(self, response: httpx.Response, *, attempts: int = 1) -> EmbeddingError:
         after = f" after {attempts} attempts" if attempts > 1 else ""
-        return EmbeddingError(
+        error = _TooLarge if response.status_code == 413 else EmbeddingError
+        return error(
             f"embedding server {self.base_url} answered {response.status_code}{after} "
             f"for model {self.model!r}: {_server_message(response)}"
         )
@@ -246,6 +288,10 @@ class OpenAIBackend:
         return EmbeddingError(
             f"embedding server {self.base_url} (model {self.model!r}) answered {what}"
         )
+
+
+def _attempts(count: int) -> str:
+    return "1 attempt" if count == 1 else f"{count} attempts"
 
 
 def _floats(embedding: Any) -> list[float]:

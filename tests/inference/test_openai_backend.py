@@ -121,11 +121,20 @@ def test_a_4xx_fails_at_once_with_the_servers_message(server: FakeEmbeddingServe
     assert len(server.requests) == 1  # not retried: the next attempt would fail the same
 
 
-def test_a_batch_the_server_refuses_names_the_limit(server: FakeEmbeddingServer) -> None:
-    server.max_inputs = 2
+def test_a_batch_the_server_refuses_is_sent_again_in_halves(server: FakeEmbeddingServer) -> None:
+    server.max_inputs = 2  # TEI answers 413 past its --max-client-batch-size
 
-    with pytest.raises(EmbeddingError, match=r"answered 413 .*batch size 3 > maximum allowed"):
-        make_backend(server.base_url).embed(TEXTS, 64)
+    vectors = make_backend(server.base_url).embed(TEXTS, 64)
+
+    assert server.inputs == [TEXTS, TEXTS[:1], TEXTS[1:]]
+    np.testing.assert_allclose(vectors[2], unit(embedding_for(TEXTS[2])), atol=1e-6)
+
+
+def test_one_input_the_server_refuses_names_the_servers_reason(server: FakeEmbeddingServer) -> None:
+    server.max_inputs = 0
+
+    with pytest.raises(EmbeddingError, match=r"answered 413 .*batch size 1 > maximum allowed"):
+        make_backend(server.base_url).embed(TEXTS[:1], 64)
     assert len(server.requests) == 1
 
 
@@ -181,7 +190,7 @@ def test_a_server_back_up_is_used_again(server: FakeEmbeddingServer) -> None:
     backend.embed(TEXTS[:1], 64)  # a kept-alive connection now exists
     server.go_down()
 
-    with pytest.raises(EmbeddingError, match="unreachable after 1 attempts"):
+    with pytest.raises(EmbeddingError, match="unreachable after 1 attempt: "):
         backend.embed(TEXTS[:1], 64)
     server.come_up()
     assert backend.embed(TEXTS[:1], 64).shape == (1, 64)
@@ -199,6 +208,18 @@ def test_a_slow_server_times_out_with_a_clear_message(server: FakeEmbeddingServe
     )
     assert len(server.requests) == 2
     assert time.monotonic() - started < 1.5
+
+
+def test_limited_copy_gives_up_sooner_on_the_same_server(server: FakeEmbeddingServer) -> None:
+    backend = make_backend(server.base_url, timeout_seconds=5.0, retries=3)
+    server.delay = 2.0
+    started = time.monotonic()
+
+    with pytest.raises(EmbeddingError, match=r"within 0.2 s \(1 attempt\)"):
+        backend.limited(timeout_seconds=0.2, retries=0).embed(TEXTS[:1], 64)
+
+    assert time.monotonic() - started < 1.0
+    assert backend.retries == 3 and backend.timeout_seconds == 5.0  # the original is unchanged
 
 
 def test_one_embedding_fewer_than_inputs_is_an_error(server: FakeEmbeddingServer) -> None:
