@@ -9,13 +9,21 @@ embedding made at ingestion and one recomputed elsewhere agree.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Self
 
 from django.conf import settings
 
-from documents.embedding import active_model_name, backend_name
-from documents.tokenizer import MODEL_MAX_TOKENS, SPECIAL_TOKENS, count_tokens, get_tokenizer
+from documents.embedding import ModelSpec, default_spec
+from documents.tokenizer import (
+    SPECIAL_TOKENS,
+    count_tokens,
+    get_tokenizer,
+    model_tokenizer,
+    model_window,
+)
 
 # The keyword context (title > headings) is indexed, never embedded: a generous bound.
 CONTEXT_MAX_TOKENS = 64
@@ -42,6 +50,9 @@ class ChunkingConfig:
     overlap_tokens: int
     context_header: bool
     header_max_tokens: int
+    # Tokens the model's prefix ("passage: ") takes of its window (for_model() sets it).
+    prefix_tokens: int = 0
+    min_tokens: int = 0  # smaller chunks join a neighbour (documents/chunking.py)
 
     @classmethod
     def from_settings(cls) -> Self:
@@ -50,31 +61,63 @@ class ChunkingConfig:
             overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
             context_header=settings.CHUNK_CONTEXT_HEADER,
             header_max_tokens=settings.CHUNK_CONTEXT_HEADER_MAX_TOKENS,
+            min_tokens=settings.CHUNK_MIN_TOKENS,
         )
 
 
-def chunking_settings_fingerprint(config: ChunkingConfig | None = None) -> str:
-    """One name for every setting that shapes chunks and their vectors: the model and the
-    backend running it (int8 vectors keep the fp32 name but are not the same vectors),
-    chunk size and overlap, and the contextual header. Chunks made under another
-    fingerprint are stale (the pipeline's staged batches, the evaluation's collections)."""
+def for_model(config: ChunkingConfig, spec: ModelSpec) -> ChunkingConfig:
+    """``config`` fitted to ``spec``'s window: the prefix's tokens are set aside and a chunk
+    never outgrows what the model reads (a 128-token model gets smaller chunks; a bigger
+    window does not make them bigger: CHUNK_MAX_TOKENS is the size we want)."""
+    with model_context(spec):
+        prefix = count_tokens(spec.passage_prefix) if spec.passage_prefix else 0
+    room = spec.max_tokens - SPECIAL_TOKENS - prefix
+    overlap = config.overlap_tokens
+    max_tokens = max(16, min(config.max_tokens, room))
+    if overlap >= max_tokens // 2:
+        overlap = max(0, max_tokens // 2 - 1)
+    return replace(config, max_tokens=max_tokens, overlap_tokens=overlap, prefix_tokens=prefix)
+
+
+@contextmanager
+def model_context(spec: ModelSpec) -> Iterator[None]:
+    """Count tokens with ``spec``'s tokenizer and window inside the block."""
+    with model_tokenizer(spec.tokenizer_file(), spec.max_tokens):
+        yield
+
+
+def chunking_settings_fingerprint(
+    config: ChunkingConfig | None = None, spec: ModelSpec | None = None
+) -> str:
+    """One name for every setting that shapes chunks and their vectors: the model (its
+    name, backend, location, prefixes and window: int8 vectors keep the fp32 name but are
+    not the same vectors), chunk size and overlap, and the contextual header. Chunks made
+    under another fingerprint are stale (the pipeline's staged batches, the evaluation's
+    collections)."""
     config = config or ChunkingConfig.from_settings()
+    spec = spec or default_spec()
     key = "|".join(
         [
-            active_model_name(),
-            backend_name(),
+            spec.name,
+            spec.backend,
+            *([spec.cache_key()] if spec.location or spec.passage_prefix else []),
             str(config.max_tokens),
             str(config.overlap_tokens),
             str(config.context_header),
             str(config.header_max_tokens),
+            str(config.min_tokens),
+            # Extraction's own switch (HTML navigation, PDF running heads) shapes chunks too.
+            str(settings.STRIP_BOILERPLATE),
         ]
     )
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def content_fingerprint(sha256: str, config: ChunkingConfig | None = None) -> str:
+def content_fingerprint(
+    sha256: str, config: ChunkingConfig | None = None, spec: ModelSpec | None = None
+) -> str:
     """A document's content under the given settings: what its staged chunks are of."""
-    settings_key = chunking_settings_fingerprint(config)
+    settings_key = chunking_settings_fingerprint(config, spec)
     return hashlib.sha256(f"{sha256}\x1f{settings_key}".encode()).hexdigest()
 
 
@@ -84,7 +127,7 @@ def header_budget(config: ChunkingConfig | None = None) -> int:
     config = config or ChunkingConfig.from_settings()
     if not config.context_header:
         return 0
-    room = MODEL_MAX_TOKENS - SPECIAL_TOKENS - config.max_tokens
+    room = model_window() - SPECIAL_TOKENS - config.prefix_tokens - config.max_tokens
     return max(0, min(config.header_max_tokens, room))
 
 
@@ -115,7 +158,7 @@ def contextual_header(*, title: str | None, heading_path: tuple[str, ...], max_t
     Truncated at token boundaries (between words where possible) to at most ``max_tokens``
     tokens; "" when there is nothing to say or no room. The trailing blank line adds no token,
     so ``count_tokens(header + chunk) == count_tokens(header) + count_tokens(chunk)``; a caller
-    can give the header ``MODEL_MAX_TOKENS - SPECIAL_TOKENS - chunk.token_count`` tokens.
+    can give the header ``model_window() - SPECIAL_TOKENS - chunk.token_count`` tokens.
     """
     if max_tokens < 0:
         raise ValueError(f"max_tokens must be >= 0; got {max_tokens!r}")

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from documents.extraction.types import ExtractedText
 from documents.packing import Chunker, Segment
 from documents.sentences import paragraph_spans, trim
-from documents.tokenizer import MODEL_MAX_TOKENS, SPECIAL_TOKENS
+from documents.tokenizer import SPECIAL_TOKENS, model_window
 
 MIN_MAX_TOKENS = 16
 # Leaves room for [CLS]/[SEP] and a short contextual header (title > headings) within the
@@ -115,11 +115,12 @@ def _segments(extracted: ExtractedText) -> list[Segment]:
 
 
 def _validate(max_tokens: int, overlap_tokens: int) -> None:
-    upper = MODEL_MAX_TOKENS - SPECIAL_TOKENS
+    window = model_window()
+    upper = window - SPECIAL_TOKENS
     if not isinstance(max_tokens, int) or not MIN_MAX_TOKENS <= max_tokens <= upper:
         raise ValueError(
             f"max_tokens must be an integer between {MIN_MAX_TOKENS} and {upper} (the model "
-            f"reads {MODEL_MAX_TOKENS} tokens including [CLS] and [SEP]); got {max_tokens!r}"
+            f"reads {window} tokens including [CLS] and [SEP]); got {max_tokens!r}"
         )
     if not isinstance(overlap_tokens, int) or not 0 <= overlap_tokens < max_tokens // 2:
         raise ValueError(

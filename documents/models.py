@@ -2,15 +2,17 @@ from __future__ import annotations
 
 import uuid
 from pathlib import PurePosixPath
+from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
-from pgvector.django import HnswIndex, SparseVectorField, VectorField
+from pgvector.django import SparseVectorField, VectorField
 
 from documents.citations import display_title
+from documents.embedding import ModelSpec, default_spec
 from documents.keyword_index import SPARSE_DIMENSIONS
 
 
@@ -33,6 +35,21 @@ class Collection(models.Model):
         default="english",
         help_text="A PostgreSQL text-search configuration such as english, simple, german.",
     )
+    # The model its vectors are made with (documents/embedding/spec.py), recorded when it
+    # is created (the default from settings) and changed only by `reembed`.
+    embedding_model = models.CharField(max_length=200, blank=True)
+    embedding_backend = models.CharField(max_length=20, blank=True)
+    embedding_location = models.CharField(
+        max_length=500, blank=True, help_text="Model folder or server URL; empty: packaged."
+    )
+    embedding_dimensions = models.PositiveIntegerField(default=0)
+    embedding_query_prefix = models.CharField(max_length=100, blank=True)
+    embedding_passage_prefix = models.CharField(max_length=100, blank=True)
+    embedding_max_tokens = models.PositiveIntegerField(default=0)
+    # A model change in progress (documents/reembed.py): the spec being moved to, or null.
+    reembed_target = models.JSONField(null=True, blank=True)
+    reembed_requested = models.DateTimeField(null=True, blank=True)
+    reembed_error = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -41,6 +58,32 @@ class Collection(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.embedding_model:  # however it was created, it records a model
+            self.set_model_spec(default_spec())
+        super().save(*args, **kwargs)
+
+    @property
+    def model_spec(self) -> ModelSpec:
+        return ModelSpec(
+            name=self.embedding_model,
+            backend=self.embedding_backend,
+            location=self.embedding_location,
+            dimensions=self.embedding_dimensions,
+            query_prefix=self.embedding_query_prefix,
+            passage_prefix=self.embedding_passage_prefix,
+            max_tokens=self.embedding_max_tokens,
+        )
+
+    def set_model_spec(self, spec: ModelSpec) -> None:
+        self.embedding_model = spec.name
+        self.embedding_backend = spec.backend
+        self.embedding_location = spec.location
+        self.embedding_dimensions = spec.dimensions
+        self.embedding_query_prefix = spec.query_prefix
+        self.embedding_passage_prefix = spec.passage_prefix
+        self.embedding_max_tokens = spec.max_tokens
 
 
 class CollectionGrant(models.Model):
@@ -214,7 +257,9 @@ class Chunk(models.Model):
     last_page = models.PositiveIntegerField(null=True, blank=True)
     heading_path = ArrayField(models.TextField(), default=list, blank=True)
     token_count = models.PositiveIntegerField(default=0)
-    embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True)
+    # Untyped: each collection's model has its own dimensions; one HNSW expression index
+    # per model (documents/vector_index.py) serves its chunks.
+    embedding = VectorField(null=True, blank=True)
     embedding_model = models.CharField(max_length=200, blank=True)
     # Title and headings above the chunk that its text does not already start with;
     # indexed with the text for keyword search (the contextual header of the embedding).
@@ -233,13 +278,6 @@ class Chunk(models.Model):
             models.UniqueConstraint(fields=["document", "ordinal"], name="chunk_unique_ordinal")
         ]
         indexes = [
-            HnswIndex(
-                name="chunk_embedding_hnsw",
-                fields=["embedding"],
-                m=16,
-                ef_construction=64,
-                opclasses=["vector_cosine_ops"],
-            ),
             GinIndex(fields=["search_vector"], name="chunk_search_vector_gin"),
             models.Index(fields=["collection", "embedding_model"], name="chunk_collection_model"),
         ]
@@ -299,7 +337,7 @@ class PendingChunk(models.Model):
     heading_path = ArrayField(models.TextField(), default=list)
     token_count = models.PositiveIntegerField(default=0)
     context = models.TextField(blank=True, default="")
-    embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS)
+    embedding = VectorField()
     embedding_model = models.CharField(max_length=200)
 
     class Meta:

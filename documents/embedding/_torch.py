@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from django.conf import settings
 
 from documents.embedding._source import EmbeddingError, thread_count
 
@@ -19,7 +18,7 @@ if TYPE_CHECKING:
 class TorchBackend:
     kind = "torch"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, max_tokens: int | None = None) -> None:
         self.path = path
         try:
             import torch
@@ -34,12 +33,8 @@ class TorchBackend:
             )
         except Exception as exc:  # any load failure is reported the same way
             raise EmbeddingError(f"cannot load embedding model from {path}: {exc}") from exc
-        dims = self.model.get_embedding_dimension()
-        if dims != settings.EMBEDDING_DIMENSIONS:
-            raise EmbeddingError(
-                f"model {path} has {dims} dimensions, the database stores "
-                f"{settings.EMBEDDING_DIMENSIONS}"
-            )
+        if max_tokens:  # the spec's window (the model's own unless configured)
+            self.model.max_seq_length = max_tokens
 
     def embed(self, texts: list[str], batch_size: int) -> np.ndarray:
         vectors = self.model.encode(

@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,8 +15,10 @@ from django.db import OperationalError, connections, transaction
 from psycopg.errors import QueryCanceled
 
 from documents.citations import display_title
-from documents.embedding import embed_query, search_model_name
+from documents.embedding import EmbeddingError, ModelSpec, embed_query
+from documents.vector_index import VectorIndex, index_for
 from ragsite.db_routing import on_read_database
+from search.rerank import RerankNotConfigured, RerankOutcome, rerank, rerank_wanted
 from search.retrieval._query import ParsedQuery, parse_query
 from search.retrieval._sql import (
     MARK_END,
@@ -21,12 +26,15 @@ from search.retrieval._sql import (
     PRUNE_MIN_TERMS,
     PRUNE_POSTINGS,
     PRUNE_POSTINGS_MAX,
+    SemanticLeg,
     build_search_sql,
     chunk_filter_sql,
+    scope_models_sql,
 )
 from search.retrieval.types import SearchParams, SearchResponse, SearchResult
 
 MMR_POOL_FACTOR = 4
+logger = logging.getLogger(__name__)
 
 
 class QueryError(ValueError):
@@ -37,6 +45,15 @@ class QueryError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class SemanticUnavailable(Exception):
+    """No model of the searched collections could embed the query (its server is down):
+    a semantic search cannot answer (the API says 503); hybrid falls back to keywords."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"semantic search is unavailable: {reason}")
+        self.reason = reason
 
 
 class SearchTimeout(Exception):
@@ -72,20 +89,55 @@ def search(
     if not parsed.text.strip():
         raise QueryError("needs at least one word to search for")
     timing: dict[str, float] = {}
-    embedding = None
-    if params.mode in ("hybrid", "semantic"):
-        started = time.perf_counter()
-        embedding = embed_query(parsed.text)
-        timing["embedding_ms"] = (time.perf_counter() - started) * 1000
+
+    def plan(cursor: Any, sql_params: dict[str, Any], notices: list[str]) -> list[_Leg]:
+        if params.mode == "keyword":
+            return []  # keyword search never needs a model
+        cursor.execute(scope_models_sql(), sql_params)
+        specs = [ModelSpec(*row) for row in cursor.fetchall()]
+        return _query_legs(parsed.text, specs, params.mode, timing, notices)
+
     return _execute(
         params,
         parsed,
-        embedding,
+        plan,
         user=user,
         timing=timing,
         full_access=full_access,
         statement_timeout_ms=statement_timeout_ms,
     )
+
+
+@dataclass(frozen=True)
+class _Leg:
+    index: VectorIndex
+    embedding: np.ndarray
+
+
+def _query_legs(
+    text: str, specs: list[ModelSpec], mode: str, timing: dict[str, float], notices: list[str]
+) -> list[_Leg]:
+    """The query embedded by each model in the scope. A model that cannot embed (its
+    server is down) loses its leg: a hybrid search answers from the others and the
+    keyword leg with a notice; a semantic search with no leg left is SemanticUnavailable."""
+    started = time.perf_counter()
+    legs: list[_Leg] = []
+    failures: list[str] = []
+    for spec in specs:
+        try:
+            vector = embed_query(text, spec)
+        except EmbeddingError as exc:
+            logger.warning("semantic leg of %s skipped: %s", spec.name, exc)
+            failures.append(f"{spec.name}: {exc}")
+            continue
+        legs.append(_Leg(index_for(spec.name, spec.dimensions), vector))
+    timing["embedding_ms"] = (time.perf_counter() - started) * 1000
+    if failures and mode == "semantic" and not legs:
+        raise SemanticUnavailable("; ".join(failures))
+    for failure in failures:
+        what = "keyword results only" if not legs else "the other models' results"
+        notices.append(f"semantic search unavailable for model {failure}; {what}")
+    return legs
 
 
 def search_similar(
@@ -95,15 +147,21 @@ def search_similar(
     top_k: int,
     user: AbstractBaseUser | AnonymousUser | None,
 ) -> SearchResponse:
-    """More like this chunk: its nearest neighbours among readable chunks, itself excluded."""
+    """More like this chunk: its nearest neighbours among readable chunks of its own
+    model (other models' scores are not comparable), itself excluded."""
     params = SearchParams(query="", mode="semantic", top_k=top_k, semantic_depth=max(top_k + 1, 40))
+    vector = np.asarray(embedding, dtype=np.float32)
+
+    def plan(cursor: Any, sql_params: dict[str, Any], notices: list[str]) -> list[_Leg]:
+        cursor.execute(
+            "SELECT embedding_model FROM documents_chunk WHERE id = %s AND embedding IS NOT NULL",
+            [chunk_id],
+        )
+        row = cursor.fetchone()
+        return [_Leg(index_for(row[0], len(vector)), vector)] if row else []
+
     return _execute(
-        params,
-        ParsedQuery(text=""),
-        np.asarray(embedding, dtype=np.float32),
-        user=user,
-        timing={},
-        exclude_chunk_id=chunk_id,
+        params, ParsedQuery(text=""), plan, user=user, timing={}, exclude_chunk_id=chunk_id
     )
 
 
@@ -114,7 +172,6 @@ def _is_signed_in(user: AbstractBaseUser | AnonymousUser | None) -> bool:
 def _sql_params(
     params: SearchParams,
     parsed: ParsedQuery,
-    embedding: np.ndarray | None,
     *,
     user: AbstractBaseUser | AnonymousUser | None,
     full_access: bool,
@@ -132,12 +189,11 @@ def _sql_params(
         "prune_postings_max": PRUNE_POSTINGS_MAX,
         "keyword_depth": params.keyword_depth,
         "semantic_depth": params.semantic_depth,
-        "embedding": _vector_literal(embedding) if embedding is not None else None,
-        "model": search_model_name(),
         "exact_max_chunks": settings.SEARCH_EXACT_MAX_CHUNKS,
         "rrf_k": float(params.rrf_k),
         "keyword_weight": float(params.keyword_weight),
         "semantic_weight": float(params.semantic_weight),
+        "alpha": float(params.alpha),
         "min_score": params.min_score,
         "group_by_document": params.group_by_document,
         "limit": limit,
@@ -171,7 +227,7 @@ def _configure(
 def _execute(
     params: SearchParams,
     parsed: ParsedQuery,
-    embedding: np.ndarray | None,
+    plan: Callable[[Any, dict[str, Any], list[str]], list[_Leg]],
     *,
     user: AbstractBaseUser | AnonymousUser | None,
     timing: dict[str, float],
@@ -189,47 +245,71 @@ def _execute(
         chunk_filters += " AND c.id <> %(exclude_chunk)s"
         filter_params["exclude_chunk"] = exclude_chunk_id
     use_mmr = params.mmr_lambda is not None
+    use_rerank = _rerank_wanted(params, parsed)
     limit = max(params.top_k * MMR_POOL_FACTOR, 50) if use_mmr else params.top_k
-    sql = build_search_sql(mode=params.mode, chunk_filters=chunk_filters, with_embeddings=use_mmr)
+    if use_rerank:
+        limit = max(limit, _rerank_pool(params))
     sql_params = _sql_params(
         params,
         parsed,
-        embedding,
         user=user,
         full_access=full_access,
         limit=limit,
-        offset=0 if use_mmr else params.offset,
+        offset=0 if use_mmr or use_rerank else params.offset,
     )
     sql_params.update(filter_params)
+    sql_params["group_by_document"] = params.group_by_document and not use_rerank
     if statement_timeout_ms is None:
         statement_timeout_ms = settings.SEARCH_STATEMENT_TIMEOUT_MS
     started = time.perf_counter()
     timeout_ms = statement_timeout_ms
+    legs: list[_Leg] = []
+    notices: list[str] = []
 
     # Read-only, so a replica (ragsite/db_routing.py) may serve it; run again on the
     # primary if that replica fails under it.
-    def run(alias: str) -> tuple[list[SearchResult], int]:
+    # The collections' models are read in the search's own transaction, at REPEATABLE
+    # READ: a model switch (documents/reembed.py) that commits in between cannot leave a
+    # leg looking for vectors that are gone.
+    def run(alias: str) -> tuple[list[SearchResult], int, RerankOutcome[SearchResult] | None]:
+        nonlocal legs
+        notices.clear()
+        fresh = not connections[alias].in_atomic_block
         with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
-            semantic = embedding is not None
-            _configure(cursor, params, semantic=semantic, statement_timeout_ms=timeout_ms)
+            if fresh:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            legs = plan(cursor, sql_params, notices)
+            sql = build_search_sql(
+                mode=params.mode,
+                chunk_filters=chunk_filters,
+                with_embeddings=use_mmr,
+                legs=[SemanticLeg(leg.index) for leg in legs],
+                fusion=params.fusion,
+            )
+            for number, leg in enumerate(legs):
+                sql_params[f"embedding_{number}"] = _vector_literal(leg.embedding)
+            _configure(cursor, params, semantic=bool(legs), statement_timeout_ms=timeout_ms)
             cursor.execute(sql, sql_params)
             rows = _named_rows(cursor)
             results = [_result(row) for row in rows]
             total = int(rows[0]["total"]) if rows else 0
-            if use_mmr:
-                results = _mmr(results, embedding, lambda_=params.mmr_lambda or 0.5)
-                results = results[params.offset : params.offset + params.top_k]
+            results, total, outcome = _reorder(
+                results, total, params, parsed.text, mmr=use_mmr, rerank_=use_rerank
+            )
             if params.neighbors and results:
                 _attach_neighbors(cursor, results, params.neighbors)
-        return results, total
+        return results, total, outcome
 
     try:
-        results, total = on_read_database(run)
+        results, total, outcome = on_read_database(run)
     except OperationalError as exc:
         if isinstance(exc.__cause__, QueryCanceled):
             raise SearchTimeout(statement_timeout_ms) from exc
         raise
     timing["sql_ms"] = (time.perf_counter() - started) * 1000
+    if outcome is not None:  # the rerank ran inside the read transaction: timed apart
+        timing["sql_ms"] -= outcome.elapsed_ms
+        timing["rerank_ms"] = outcome.elapsed_ms
     for result in results:
         result.embedding = None
     return SearchResponse(
@@ -239,7 +319,53 @@ def _execute(
         mode=params.mode,
         query=params.query,
         anonymous=not _is_signed_in(user),
+        notices=notices + (list(outcome.notices) if outcome else []),
+        models=[leg.index.model for leg in legs],
+        reranker=outcome.reranker if outcome else None,
     )
+
+
+def _rerank_wanted(params: SearchParams, parsed: ParsedQuery) -> bool:
+    try:
+        return rerank_wanted(params.rerank) and bool(parsed.text)  # "more like this": never
+    except RerankNotConfigured as exc:
+        raise QueryError("reranking is not configured", field="rerank") from exc
+
+
+def _rerank_pool(params: SearchParams) -> int:
+    """How many fused candidates the SQL returns for a reranked search."""
+    if params.group_by_document:
+        # Documents are grouped after the rerank (a document's best chunk is the
+        # reranker's pick), so every fused chunk is fetched and grouped here.
+        return params.keyword_depth + params.semantic_depth
+    return max(params.rerank_depth, params.offset + params.top_k)
+
+
+def _reorder(
+    results: list[SearchResult],
+    total: int,
+    params: SearchParams,
+    query: str,
+    *,
+    mmr: bool,
+    rerank_: bool,
+) -> tuple[list[SearchResult], int, RerankOutcome[SearchResult] | None]:
+    """rerank -> MMR -> group_by_document -> the page, over the candidates the SQL
+    fetched (without either, the SQL ordered, grouped and paged them itself)."""
+    outcome = rerank(query, results, depth=params.rerank_depth) if rerank_ else None
+    if outcome is not None:
+        results = outcome.results
+    if mmr:
+        reranked = outcome is not None and outcome.reranker is not None
+        results = _mmr(results, lambda_=params.mmr_lambda or 0.5, by_position=reranked)
+    if rerank_ and params.group_by_document:
+        best: dict[int, SearchResult] = {}
+        for result in results:  # each document's first chunk in the final order
+            best.setdefault(result.document_id, result)
+        results, total = list(best.values()), len(best)
+    if mmr or rerank_:
+        results = results[params.offset : params.offset + params.top_k]
+    return results, total, outcome
 
 
 def _vector_literal(vector: np.ndarray) -> str:
@@ -279,7 +405,10 @@ def _result(row: dict[str, Any]) -> SearchResult:
 
 
 def _mmr(
-    results: list[SearchResult], query: np.ndarray | None, *, lambda_: float
+    results: list[SearchResult],
+    *,
+    lambda_: float,
+    by_position: bool = False,
 ) -> list[SearchResult]:
     """Maximal marginal relevance: trade relevance for novelty among the candidates.
 
@@ -288,14 +417,14 @@ def _mmr(
     """
     if len(results) <= 1:
         return results
-    vectors = np.array([np.asarray(r.embedding, dtype=np.float32) for r in results])
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12
     scores = np.array([r.score for r in results], dtype=np.float64)
+    if by_position:  # reranked: the order is the reranker's, which the fused scores are not
+        scores = -np.arange(len(results), dtype=np.float64)
     span = scores.max() - scores.min()
     relevance = (scores - scores.min()) / span if span > 0 else np.ones_like(scores)
     picked: list[int] = []
     remaining = list(range(len(results)))
-    similarity = vectors @ vectors.T
+    similarity = _similarities(results)
     while remaining:
         if picked:
             redundancy = similarity[np.ix_(remaining, picked)].max(axis=1)
@@ -306,6 +435,21 @@ def _mmr(
         picked.append(best)
         remaining.remove(best)
     return [results[i] for i in picked]
+
+
+def _similarities(results: list[SearchResult]) -> np.ndarray:
+    """Cosine similarity between candidates of the same model (same dimensions); 0 across
+    models, whose vectors cannot be compared."""
+    size = len(results)
+    similarity = np.zeros((size, size))
+    by_dims: dict[int, list[int]] = {}
+    for i, result in enumerate(results):
+        by_dims.setdefault(len(result.embedding), []).append(i)
+    for members in by_dims.values():
+        vectors = np.array([np.asarray(results[i].embedding, dtype=np.float32) for i in members])
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12
+        similarity[np.ix_(members, members)] = vectors @ vectors.T
+    return similarity
 
 
 def _attach_neighbors(cursor: Any, results: list[SearchResult], window: int) -> None:

@@ -19,22 +19,30 @@ value is a bound parameter; only fragments chosen here (never user text) are spl
   chunk: at 1M chunks, three forced common terms meant 100k+ chunks and a second).
   Collections of different languages are searched together by merging their BM25
   scores, each computed with the collection's own statistics.
-- Semantic leg: cosine distance over the HNSW index, restricted to chunks embedded by
-  the active model; iterative index scans (set by the caller) keep filtered queries full.
+- Semantic legs, one per embedding model among the scope's collections (each collection
+  records its model): cosine distance over that model's HNSW index (an expression index
+  per model, documents/vector_index.py); iterative index scans (set by the caller) keep
+  filtered queries full.
   When the readable scope is small (at most `exact_max_chunks` chunks, counted from the
   collections' statistics) the leg ranks those chunks exactly instead: in a big shared
   table the index would walk past many other collections' vectors (and an iterative scan
   gives up after `hnsw.max_scan_tuples`), while reading a few thousand rows is cheap.
   Exactly one of the two branches runs; the other is cut by a one-time filter.
-- Fusion: score = sum(weight / (rrf_k + rank)) over the legs a chunk appears in.
+- Fusion: `rrf` (default): score = sum(weight / (rrf_k + rank)) over the legs a chunk
+  appears in; `score`: each leg's scores min-max normalised to [0, 1], then
+  alpha * semantic + (1 - alpha) * keyword (a leg a chunk is missing from counts 0).
+  Legs of different models only ever meet by rank (RRF) or normalised score.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
+from documents.embedding.spec import sql_literal
 from documents.keyword_index import SPARSE_DIMENSIONS
+from documents.vector_index import VectorIndex
 from search.retrieval.types import Filters
 
 PRUNE_MIN_TERMS = 3
@@ -43,7 +51,7 @@ PRUNE_POSTINGS_MAX = 10_000
 
 _SCOPE = """
 scope AS (
-    SELECT col.id, col.slug, col.search_config::regconfig AS cfg
+    SELECT col.id, col.slug, col.search_config::regconfig AS cfg, col.embedding_model AS model
     FROM documents_collection col
     WHERE (%(full_access)s OR col.is_public OR col.owner_id = %(user_id)s
            OR EXISTS (SELECT 1 FROM documents_collectiongrant g
@@ -53,6 +61,13 @@ scope AS (
                                                WHERE ug.user_id = %(user_id)s))))
       AND (%(collection_slugs)s::text[] IS NULL OR col.slug = ANY(%(collection_slugs)s::text[]))
 )"""
+
+# Each leg's scores min-max normalised to [0, 1] within the leg (score fusion); a leg
+# whose scores are all equal gives them all 1.
+_NORM = """
+    CASE WHEN max(score) OVER () > min(score) OVER ()
+         THEN (score - min(score) OVER ()) / (max(score) OVER () - min(score) OVER ())
+         ELSE 1.0 END"""
 
 _KEYWORD_CTES = f"""
 qlex AS (
@@ -95,7 +110,7 @@ qall AS (
            )::tsquery AS tsq
     FROM qlex GROUP BY collection_id
 ),
-kw AS (
+kw_ranked AS (
     SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS rank
     FROM (
         SELECT c.id, -(c.bm25 <#> qv.vec) AS score
@@ -106,43 +121,52 @@ kw AS (
         ORDER BY c.bm25 <#> qv.vec, c.id
         LIMIT %(keyword_depth)s
     ) ranked
-)"""
+),
+kw AS (SELECT id, score, rank, __NORM__ AS norm FROM kw_ranked)""".replace("__NORM__", _NORM)
 
-_SEMANTIC_CTE = """
-scope_size AS (
+# One semantic leg per embedding model in the scope: scores of different models are not
+# comparable, so each model ranks its own collections' chunks and the legs meet only in
+# the fusion, by rank. __LEG__ is the leg's number; the model name (checked against a
+# safe alphabet, documents/embedding/spec.py) and the cast are spliced in as literals so
+# the planner can match that model's partial expression index (documents/vector_index.py).
+_SEMANTIC_LEG = """
+scope_size__LEG__ AS (
     SELECT coalesce(sum(st.chunk_count), 0) AS chunks
     FROM documents_collectiontermstats st
-    WHERE st.collection_id IN (SELECT id FROM scope)
+    WHERE st.collection_id IN (SELECT id FROM scope WHERE model = __MODEL__)
 ),
-sem AS (
+sem__LEG__ AS (
     SELECT id, 1 - distance AS score, row_number() OVER (ORDER BY distance, id) AS rank
     FROM (
-        (SELECT c.id, c.embedding <=> %(embedding)s::vector AS distance
+        (SELECT c.id, __CAST__ <=> %(embedding___LEG__)s::__TYPE__ AS distance
          FROM documents_chunk c
-         WHERE (SELECT chunks FROM scope_size) > %(exact_max_chunks)s
-           AND c.collection_id IN (SELECT id FROM scope)
-           AND c.embedding_model = %(model)s __CHUNK_FILTERS__
-         ORDER BY c.embedding <=> %(embedding)s::vector
+         WHERE (SELECT chunks FROM scope_size__LEG__) > %(exact_max_chunks)s
+           AND c.collection_id IN (SELECT id FROM scope WHERE model = __MODEL__)
+           AND c.embedding_model = __MODEL__ __CHUNK_FILTERS__
+         ORDER BY __CAST__ <=> %(embedding___LEG__)s::__TYPE__
          LIMIT %(semantic_depth)s)
         UNION ALL
         -- "+ 0" keeps the planner off the HNSW index: this branch reads the scope's
         -- chunks through the collection index and ranks them exactly.
-        (SELECT c.id, c.embedding <=> %(embedding)s::vector AS distance
+        (SELECT c.id, __CAST__ <=> %(embedding___LEG__)s::__TYPE__ AS distance
          FROM documents_chunk c
-         WHERE (SELECT chunks FROM scope_size) <= %(exact_max_chunks)s
-           AND c.collection_id IN (SELECT id FROM scope)
-           AND c.embedding_model = %(model)s __CHUNK_FILTERS__
-         ORDER BY (c.embedding <=> %(embedding)s::vector) + 0, c.id
+         WHERE (SELECT chunks FROM scope_size__LEG__) <= %(exact_max_chunks)s
+           AND c.collection_id IN (SELECT id FROM scope WHERE model = __MODEL__)
+           AND c.embedding_model = __MODEL__ __CHUNK_FILTERS__
+         ORDER BY (__CAST__ <=> %(embedding___LEG__)s::__TYPE__) + 0, c.id
          LIMIT %(semantic_depth)s)
     ) nearest
 )"""
 
+
 _EMPTY_KW = (
-    "kw AS (SELECT NULL::bigint AS id, NULL::float8 AS score, NULL::bigint AS rank WHERE false)"
+    "kw AS (SELECT NULL::bigint AS id, NULL::float8 AS score, NULL::bigint AS rank,"
+    " NULL::float8 AS norm WHERE false)"
 )
 _EMPTY_QALL = "qall AS (SELECT NULL::bigint AS collection_id, NULL::tsquery AS tsq WHERE false)"
 _EMPTY_SEM = (
-    "sem AS (SELECT NULL::bigint AS id, NULL::float8 AS score, NULL::bigint AS rank WHERE false)"
+    "sem AS (SELECT NULL::bigint AS id, NULL::float8 AS score, NULL::bigint AS rank,"
+    " NULL::float8 AS norm WHERE false)"
 )
 
 _FUSION = """
@@ -243,25 +267,79 @@ def chunk_filter_sql(
     return "".join(f" AND {part}" for part in parts), params
 
 
-def build_search_sql(*, mode: str, chunk_filters: str, with_embeddings: bool) -> str:
+@dataclass(frozen=True)
+class SemanticLeg:
+    """One model's semantic leg: its vector index (model, dimensions, vector type)."""
+
+    index: VectorIndex
+
+    def sql(self, number: int, chunk_filters: str) -> str:
+        kind = f"{self.index.kind}({int(self.index.dimensions)})"
+        return (
+            _SEMANTIC_LEG.replace("__CHUNK_FILTERS__", chunk_filters)
+            .replace("__LEG__", str(number))
+            .replace("__MODEL__", sql_literal(self.index.model))
+            .replace("__CAST__", self.index.cast())
+            .replace("__TYPE__", kind)
+        )
+
+
+def scope_models_sql() -> str:
+    """The models of the collections the caller may search (same parameters as the
+    search): read in the search's transaction, so the legs match what it then reads."""
+    return (
+        "WITH "
+        + _SCOPE
+        + """
+        SELECT DISTINCT col.embedding_model, col.embedding_backend, col.embedding_location,
+               col.embedding_dimensions, col.embedding_query_prefix,
+               col.embedding_passage_prefix, col.embedding_max_tokens
+        FROM scope s JOIN documents_collection col ON col.id = s.id
+        ORDER BY 1, 2, 3"""
+    )
+
+
+def _score(mode: str, fusion: str, legs: int) -> str:
+    rrf_kw = "coalesce(%(keyword_weight)s / (%(rrf_k)s + k.rank), 0)"
+    rrf_sem = "coalesce(%(semantic_weight)s / (%(rrf_k)s + s.rank), 0)"
+    if mode == "keyword":
+        return "k.score"
+    if mode == "semantic":
+        # One model: its cosine similarity. Several: their ranks, fused (RRF).
+        return "s.score" if legs <= 1 else "1.0 / (%(rrf_k)s + s.rank)"
+    if fusion == "score":
+        return "%(alpha)s * coalesce(s.norm, 0) + (1 - %(alpha)s) * coalesce(k.norm, 0)"
+    return f"{rrf_kw} + {rrf_sem}"
+
+
+def build_search_sql(
+    *,
+    mode: str,
+    chunk_filters: str,
+    with_embeddings: bool,
+    legs: list[SemanticLeg] | tuple[SemanticLeg, ...] = (),
+    fusion: str = "rrf",
+) -> str:
+    """The statement for ``mode``; ``legs`` are the semantic legs (one per model in the
+    scope whose query could be embedded; none: keyword only). Leg ``i`` reads its query
+    vector from the parameter ``embedding_i``."""
     ctes = [_SCOPE]
     if mode in ("hybrid", "keyword"):
         ctes.append(_KEYWORD_CTES.replace("__CHUNK_FILTERS__", chunk_filters))
     else:
         ctes.extend([_EMPTY_KW, _EMPTY_QALL])
-    if mode in ("hybrid", "semantic"):
-        ctes.append(_SEMANTIC_CTE.replace("__CHUNK_FILTERS__", chunk_filters))
+    if mode in ("hybrid", "semantic") and legs:
+        ctes.extend(leg.sql(i, chunk_filters) for i, leg in enumerate(legs))
+        ctes.append(
+            "sem AS ("
+            + " UNION ALL ".join(
+                f"SELECT id, score, rank, {_NORM} AS norm FROM sem{i}" for i in range(len(legs))
+            )
+            + ")"
+        )
     else:
         ctes.append(_EMPTY_SEM)
-    if mode == "hybrid":
-        score = (
-            "coalesce(%(keyword_weight)s / (%(rrf_k)s + k.rank), 0)"
-            " + coalesce(%(semantic_weight)s / (%(rrf_k)s + s.rank), 0)"
-        )
-    elif mode == "keyword":
-        score = "k.score"
-    else:
-        score = "s.score"
+    score = _score(mode, fusion, len(legs))
     embedding_column = "c.embedding::real[]" if with_embeddings else "NULL"
     return (
         "WITH "

@@ -8,6 +8,8 @@ from django.conf import settings
 
 Mode = Literal["hybrid", "keyword", "semantic"]
 MODES: tuple[str, ...] = ("hybrid", "keyword", "semantic")
+Fusion = Literal["rrf", "score"]
+FUSIONS: tuple[str, ...] = ("rrf", "score")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,9 @@ class SearchParams:
     rrf_k: int = field(default_factory=lambda: _default("rrf_k"))
     keyword_weight: float = field(default_factory=lambda: _default("keyword_weight"))
     semantic_weight: float = field(default_factory=lambda: _default("semantic_weight"))
+    # rrf: by rank; score: min-max normalised scores, alpha * semantic + (1 - alpha) * keyword.
+    fusion: Fusion = field(default_factory=lambda: _default("fusion"))
+    alpha: float = field(default_factory=lambda: _default("alpha"))
     keyword_depth: int = field(default_factory=lambda: _default("keyword_depth"))
     semantic_depth: int = field(default_factory=lambda: _default("semantic_depth"))
     min_score: float | None = None

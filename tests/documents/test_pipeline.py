@@ -15,6 +15,7 @@ from documents.lifecycle import document_reembed, document_retry, documents_swee
 from documents.models import Chunk, CollectionTermStats, Document, PendingChunk
 from documents.pipeline import documents_process
 from documents.tokenizer import count_tokens
+from tests.factories import CollectionFactory
 
 LONG_TEXT = "\n\n".join(
     f"Paragraph {i}. "
@@ -183,7 +184,7 @@ def test_chunks_swap_atomically_while_reprocessing(collection: Any, ingest: Any)
     assert Chunk.objects.filter(document=document).count() == document.chunk_count
 
 
-def test_model_change_uses_only_active_model_chunks_until_reembedded(
+def test_a_settings_model_change_applies_to_new_collections_only(
     collection: Any, ingest: Any, settings: Any
 ) -> None:
     from search.retrieval import SearchParams, search
@@ -195,13 +196,19 @@ def test_model_change_uses_only_active_model_chunks_until_reembedded(
     assert search(query, user=None).total == 1
     # Same weights under another name, as a model change looks to the database.
     settings.EMBEDDING_MODEL_NAME = "minilm-v2-renamed"
-    assert search(query, user=None).total == 0
-    keyword = search(SearchParams(query="powerhouse", mode="keyword"), user=None)
-    assert keyword.total == 1  # the keyword leg does not depend on the model
-    document_reembed(document=document)
-    documents_process(document_ids=[document.pk])
-    assert set(Chunk.objects.values_list("embedding_model", flat=True)) == {"minilm-v2-renamed"}
+    assert search(query, user=None).total == 1  # the collection keeps the model it recorded
+    newer = CollectionFactory(is_public=True)
+    assert newer.embedding_model == "minilm-v2-renamed"
+    ingest(newer, {"b.txt": "The powerhouse of the cell makes ATP."})
+    names = Chunk.objects.filter(collection=newer).values_list("embedding_model", flat=True)
+    assert set(names) == {"minilm-v2-renamed"}
+    both = search(query, user=None)
+    assert both.total == 2 and both.models == ["all-MiniLM-L6-v2", "minilm-v2-renamed"]
+    # Chunks under a name other than their collection's are not searched semantically
+    # (their vectors may not be comparable); the keyword leg never depends on the model.
+    Chunk.objects.filter(document=document).update(embedding_model="another-model")
     assert search(query, user=None).total == 1
+    assert search(SearchParams(query="powerhouse", mode="keyword"), user=None).total == 2
 
 
 def test_migrate_installs_the_periodic_stuck_document_sweep(db: None) -> None:

@@ -24,7 +24,7 @@ def onnx_export() -> OnnxExport:
 def reset_embedding_state() -> None:
     embedding._models.clear()
     embedding._agreements.clear()
-    embedding._old_vectors.clear()
+    embedding._probed.clear()
     embedding.query_cache.clear()
     embedding._preload.update(state=None, error=None)
 

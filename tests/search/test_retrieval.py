@@ -121,11 +121,15 @@ def test_search_is_one_sql_statement(corpus: Any, mode: str) -> None:
         search(SearchParams(query="cats and dogs", mode=mode), user=None)
     # Transaction control (savepoints inside the test's transaction) is not a statement
     # of the search; one set_config() of the SET LOCAL values (statement_timeout, and
-    # the HNSW settings for a semantic leg) is allowed before it.
+    # the HNSW settings for a semantic leg) is allowed before it, and, when a model is
+    # needed, the read of the scope's models (whose queries to embed) in the same
+    # transaction.
     statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
-    searches = [sql for sql in statements if "set_config" not in sql]
+    plans = [sql for sql in statements if "SELECT DISTINCT col.embedding_model" in sql]
+    searches = [sql for sql in statements if "set_config" not in sql and sql not in plans]
     assert len(searches) == 1, statements
-    assert len(statements) == 2, statements
+    assert len(plans) == (0 if mode == "keyword" else 1)
+    assert len(statements) == 2 + len(plans), statements
 
 
 def test_snippets_mark_terms_and_escape_html(db: None, ingest: Any) -> None:
