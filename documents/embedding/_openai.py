@@ -111,6 +111,7 @@ class OpenAIBackend:
         """This backend with a shorter timeout and fewer retries (sharing its connections),
         e.g. for a search's query, which should fall back to keyword search rather than
         wait as long as a document's ingestion may."""
+        self._http()  # made before copying, so that both use the one pool
         copy = _copy.copy(self)
         copy.timeout_seconds = timeout_seconds
         copy.retries = max(0, retries)
@@ -223,8 +224,8 @@ class OpenAIBackend:
 
     def _backoff(self, attempt: int) -> float:
         """Exponential, with "equal jitter": between half and all of base * 2^(n-1), so
-        that workers failing together do not retry together."""
-        step = self.backoff_seconds * 2 ** (attempt - 1)
+        that workers failing together do not retry together (capped like Retry-After)."""
+        step = min(self.backoff_seconds * 2 ** (attempt - 1), RETRY_AFTER_CAP_SECONDS)
         return step / 2 + random.uniform(0, step / 2)
 
     def _retry_delay(self, response: httpx.Response, attempt: int) -> float:
