@@ -14,6 +14,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from documents.admin.access import StaffAccess
+from insights.admin_evaluation import FEEDBACK_ACTIONS, QUERY_LOG_ACTIONS
 from insights.charts import bar_chart, line_chart
 from insights.models import Feedback, QueryLog
 from insights.quality import Quality, quality_summary
@@ -64,6 +65,7 @@ class QueryLogAdmin(ReadOnly):
     list_display = ["created", "endpoint", "mode", "shown_query", "result_count", "total_ms"]
     list_filter = ["endpoint", "mode", "created"]
     date_hierarchy = "created"
+    actions = QUERY_LOG_ACTIONS
     FIELDS = [
         "created", "user", "endpoint", "mode", "shown_query", "collection_ids", "params",
         "result_links", "result_count", "timing_ms", "total_ms", "model", "llm_model",
@@ -142,6 +144,7 @@ class QueryLogAdmin(ReadOnly):
 class FeedbackAdmin(ReadOnly):
     list_display = ["created", "target", "useful", "document", "query_log"]
     list_filter = ["target", "useful"]
+    actions = FEEDBACK_ACTIONS
     FIELDS = [
         "created",
         "query_log",

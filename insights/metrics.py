@@ -166,6 +166,30 @@ class DatabaseCollector(Collector):
             Chunk.objects.filter(embedding__isnull=False).count(),
         )
         yield self._other_model()
+        yield from self._evaluation()
+
+    def _evaluation(self) -> Iterator[GaugeMetricFamily]:
+        """Each judgment set's last run: nDCG@10 per mode, and 1 while it is an alert."""
+        from insights.selectors import evaluation_latest_runs
+
+        ndcg = GaugeMetricFamily(
+            "ragsite_evaluation_ndcg",
+            "nDCG@10 of a judgment set's last evaluation run, per mode.",
+            labels=["judgment_set", "mode"],
+        )
+        alert = GaugeMetricFamily(
+            "ragsite_evaluation_alert",
+            "1 while a judgment set's last run dropped more than EVAL_ALERT_DROP nDCG@10.",
+            labels=["judgment_set"],
+        )
+        for run in evaluation_latest_runs():
+            for mode in run.metrics:
+                value = run.ndcg(mode)
+                if value is not None:
+                    ndcg.add_metric([run.judgment_set.name, mode], value)
+            alert.add_metric([run.judgment_set.name], 1.0 if run.alert else 0.0)
+        yield ndcg
+        yield alert
 
     def _other_model(self) -> GaugeMetricFamily:
         """Drift: the share of a collection's embedded chunks that another model than the

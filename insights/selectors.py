@@ -8,7 +8,7 @@ from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from documents.selectors import User, collection_list_readable
-from insights.models import Feedback, QueryLog
+from insights.models import EvaluationRun, Feedback, JudgmentSet, QueryLog
 
 
 def _owner(user: User | None) -> Q:
@@ -71,3 +71,29 @@ def query_log_same_search(
         return None
     same = all(found["params"].get(key) == params.get(key) for key in ("offset", "mode", "top_k"))
     return int(pk) if same else None
+
+
+def evaluation_latest_runs(*, user: User | None = None) -> list[EvaluationRun]:
+    """The last finished run of each judgment set (of the collections `user` may read;
+    None: all, as the metrics see them)."""
+    runs = EvaluationRun.objects.filter(status=EvaluationRun.Status.DONE)
+    if user is not None and not getattr(user, "is_superuser", False):
+        runs = runs.filter(judgment_set__collection__in=collection_list_readable(user=user))
+    return list(
+        runs.select_related("judgment_set")
+        .order_by("judgment_set_id", "-started")
+        .distinct("judgment_set_id")
+    )
+
+
+def evaluation_alerts(*, user: User | None = None) -> list[EvaluationRun]:
+    """Sets whose last run dropped (the admin's banner); a better run clears it."""
+    return [run for run in evaluation_latest_runs(user=user) if run.alert]
+
+
+def evaluation_history(*, judgment_set: JudgmentSet, limit: int = 90) -> list[EvaluationRun]:
+    """The set's finished runs, oldest first (its quality-over-time chart)."""
+    runs = EvaluationRun.objects.filter(
+        judgment_set=judgment_set, status=EvaluationRun.Status.DONE
+    ).order_by("-started")[:limit]
+    return list(reversed(runs))

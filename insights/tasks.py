@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from insights.evaluation import evaluation_run_scheduled as evaluation_run_all
 from insights.services import query_log_delete_expired
 
 logger = logging.getLogger(__name__)
@@ -15,3 +16,8 @@ def query_log_sweep() -> int:
     if deleted:
         logger.info("query log: deleted %d rows past retention", deleted)
     return deleted
+
+
+def evaluation_run_scheduled() -> list[int]:
+    """Evaluate every judgment set with its schedule on (daily, documents/queue.py)."""
+    return evaluation_run_all()

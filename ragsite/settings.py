@@ -467,3 +467,8 @@ FEEDBACK_THROTTLE_ANON = env.str("FEEDBACK_THROTTLE_ANON", default="30/hour")
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # A qcluster serves its own /metrics (same token) on this port; 0: none (insights/apps.py).
 METRICS_WORKER_PORT = env.int("METRICS_WORKER_PORT", default=0)
+# A judgment set's run alerts when nDCG@10 drops by more than this against the previous
+# run or the best of the last 7 (insights/evaluation.py).
+EVAL_ALERT_DROP = env.float("EVAL_ALERT_DROP", default=0.02)
+# Alerts are also POSTed here as JSON (5 s timeout; a failure is logged); empty: none.
+ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")

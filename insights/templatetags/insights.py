@@ -8,7 +8,7 @@ from typing import Any
 
 from django import template
 
-from insights.selectors import feedback_votes
+from insights.selectors import evaluation_alerts, feedback_votes
 
 register = template.Library()
 
@@ -64,3 +64,12 @@ def result_feedback(context: Any, result: Any) -> dict[str, Any]:
 @register.inclusion_tag("insights/_feedback.html", takes_context=True)
 def answer_feedback(context: Any) -> dict[str, Any]:
     return _form(context, key="answer", document_id=None, title="the answer")
+
+
+@register.inclusion_tag("admin/insights/_evaluation_alerts.html", takes_context=True)
+def evaluation_alert_banner(context: Any) -> dict[str, Any]:
+    """The admin's banner: judgment sets whose last run dropped (insights/evaluation.py)."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    staff = user is not None and user.is_active and user.is_staff
+    return {"alerts": evaluation_alerts(user=user) if staff else []}

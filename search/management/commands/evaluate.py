@@ -71,6 +71,11 @@ class Command(BaseCommand):
             "--collection the corpus-id is a document's metadata `id` or its file name.",
         )
         parser.add_argument(
+            "--judgments",
+            help="Evaluate a judgment set of the admin (its name) on its collection, in "
+            "the three modes, and keep the run (its chart and alerts are in the admin).",
+        )
+        parser.add_argument(
             "--rerank",
             action="store_true",
             help="Also run hybrid_rerank and semantic_rerank: the same searches reordered "
@@ -100,6 +105,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         quiet = options["verbosity"] < 1
+        if options["judgments"]:
+            self._judgments(options, quiet=quiet)
+            return
         if options["sweep"]:
             self._sweep(options, quiet=quiet)
             return
@@ -132,6 +140,24 @@ class Command(BaseCommand):
         if options["chart"]:
             self._chart(report, options["chart"])
             self.stdout.write(f"wrote {options['chart']}")
+
+    def _judgments(self, options: dict[str, Any], *, quiet: bool) -> None:
+        from insights.evaluation import evaluation_run, evaluation_variants
+        from insights.models import JudgmentSet
+
+        judgment_set = JudgmentSet.objects.filter(name=options["judgments"]).first()
+        if judgment_set is None:
+            raise CommandError(f"no judgment set named {options['judgments']!r}")
+        variants = evaluation_variants(options["modes"].split(",") if options["modes"] else None)
+        if not variants:
+            raise CommandError(f"no variant named {options['modes']!r}")
+        with tqdm(desc="querying", disable=quiet) as bar:
+            run = evaluation_run(judgment_set=judgment_set, variants=variants, progress=bar.update)
+        if run.status == run.Status.FAILED:
+            raise CommandError(run.error)
+        self._print_table(run.metrics)
+        if run.alert:
+            self.stderr.write(f"ALERT: {run.alert}")
 
     def _rerank_variants(self, options: dict[str, Any]) -> list[Any]:
         if not options["rerank"]:
