@@ -111,9 +111,7 @@ class CollectionGrant(models.Model):
         on_delete=models.CASCADE,
         related_name="collection_grants",
     )
-    permission = models.CharField(
-        max_length=5, choices=Permission.choices, default=Permission.READ
-    )
+    permission = models.CharField(max_length=5, choices=Permission.choices, default=Permission.READ)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -199,6 +197,10 @@ class Document(models.Model):
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     embedding_model = models.CharField(max_length=200, blank=True)
+    # A model change (documents/reembed.py): the fingerprint of this document's chunks
+    # staged for the collection's target model once all of them are, and their count.
+    staged_fingerprint = models.CharField(max_length=64, blank=True)
+    staged_chunk_count = models.PositiveIntegerField(default=0)
     chunk_count = models.PositiveIntegerField(default=0)
     # Citations point into this text: chunk.text == extracted_text[char_start:char_end].
     extracted_text = models.TextField(blank=True)

@@ -120,6 +120,42 @@ def documents_process_pending(
             progress(len(ids))
 
 
+def documents_stage(*, documents: list[Document], spec: ModelSpec) -> dict[int, str]:
+    """Chunk and embed ``documents`` for ``spec`` into the staging table only: their
+    chunks stay as they are and search keeps serving them (a model change,
+    documents/reembed.py, swaps them all at once). Resumes what a killed run staged.
+    Returns the documents fully staged, with the fingerprint of their staged set; a
+    document that cannot be read is left out (it keeps its chunks and is reported by the
+    caller)."""
+    config = ChunkingConfig.from_settings()
+    works: list[_Work] = []
+    for document in documents:
+        try:
+            works.append(_prepare(document, config, spec=spec, staging_only=True))
+        except ExtractionError:
+            continue
+    _embed_and_stage(works)
+    staged: dict[int, str] = {}
+    with transaction.atomic():
+        for work in works:
+            done = PendingChunk.objects.filter(
+                document=work.document, fingerprint=work.fingerprint
+            ).count()
+            if done == len(work.spans):
+                Document.objects.filter(pk=work.document.pk).update(
+                    staged_fingerprint=work.fingerprint, staged_chunk_count=done
+                )
+                staged[work.document.pk] = work.fingerprint
+    return staged
+
+
+def staged_fingerprint(document: Document, spec: ModelSpec) -> str:
+    """The fingerprint ``document``'s chunks for ``spec`` are staged under."""
+    return content_fingerprint(
+        document.sha256, for_model(ChunkingConfig.from_settings(), spec), spec
+    )
+
+
 def _prepare_all(
     documents: list[Document], config: ChunkingConfig, *, deadline: float
 ) -> list[_Work]:
@@ -158,6 +194,8 @@ def _prepare(
     config: ChunkingConfig,
     deadline: float | None = None,
     spec: ModelSpec | None = None,
+    *,
+    staging_only: bool = False,
 ) -> _Work:
     """Extract and chunk ``document`` for ``spec`` (default: its collection's model), in
     that model's tokens; the staged chunks already made under the same fingerprint are
@@ -183,7 +221,7 @@ def _prepare(
     document.mime_type = extracted.mime_type
     # What the file says of itself (author, date, sender); what the uploader set wins.
     document.metadata = {**extracted.metadata, **document.metadata}
-    if extracted.attachments:
+    if extracted.attachments and not staging_only:  # a model change keeps the attachments
         document_attachments_ingest(parent=document, attachments=extracted.attachments)
     fingerprint = content_fingerprint(document.sha256, config, spec)
     # Rows of an earlier, different run (content or settings changed) are stale.

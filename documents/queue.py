@@ -30,6 +30,10 @@ SWEEP_SCHEDULE_NAME = "sweep stuck documents"
 ORPHAN_SWEEP_TASK = "documents.tasks.sweep_orphaned_files"
 ORPHAN_SWEEP_SCHEDULE_NAME = "sweep orphaned files"
 REBUILD_TASK = "documents.tasks.rebuild_keyword_index"
+VECTOR_INDEX_TASK = "documents.tasks.sync_vector_indexes"
+VECTOR_INDEX_SCHEDULE_NAME = "sync vector indexes"
+REEMBED_STAGE_TASK = "documents.tasks.reembed_stage_documents"
+REEMBED_FINISH_TASK = "documents.tasks.reembed_finish_collection"
 QUERY_LOG_SWEEP_TASK = "insights.tasks.query_log_sweep"
 QUERY_LOG_SWEEP_SCHEDULE_NAME = "sweep expired query log"
 EVALUATION_TASK = "insights.tasks.evaluation_run_scheduled"
@@ -89,6 +93,47 @@ def enqueue_keyword_rebuild(collection_id: int) -> None:
     )
 
 
+def enqueue_vector_index_sync() -> None:
+    """Build the vector indexes new models need, drop unused ones (after commit: the
+    worker must see the collection that needs it)."""
+    transaction.on_commit(lambda: async_task(VECTOR_INDEX_TASK, task_name="sync vector indexes"))
+
+
+def enqueue_reembed_stage(collection_id: int, document_ids: list[int]) -> None:
+    """Stage documents for a collection's new model in tasks of TASK_MAX_DOCUMENTS, then
+    try the switch (documents/reembed.py); with nothing to stage, the switch at once."""
+    groups = [
+        document_ids[i : i + TASK_MAX_DOCUMENTS]
+        for i in range(0, len(document_ids), TASK_MAX_DOCUMENTS)
+    ]
+
+    def send() -> None:
+        for group in groups:
+            async_task(
+                REEMBED_STAGE_TASK, collection_id, group, task_name=f"reembed {collection_id}"
+            )
+        if not groups:
+            enqueue_reembed_finish(collection_id, delay=None)
+
+    transaction.on_commit(send)
+
+
+def enqueue_reembed_finish(collection_id: int, *, delay: timedelta | None) -> None:
+    """Try a collection's model switch now or after ``delay`` (documents in processing
+    are waited for)."""
+    if delay is None:
+        async_task(REEMBED_FINISH_TASK, collection_id, task_name=f"reembed switch {collection_id}")
+        return
+    Schedule.objects.create(
+        func=REEMBED_FINISH_TASK,
+        args=f"{int(collection_id)}",
+        schedule_type=Schedule.ONCE,
+        repeats=1,
+        next_run=timezone.now() + delay,
+        name=f"reembed switch {collection_id} at {timezone.now().isoformat()}",
+    )
+
+
 def schedule_retry(*, document_id: int, delay: timedelta) -> None:
     """django-q2 retries at a fixed interval, so back-off is a one-off schedule of ours."""
     Schedule.objects.create(
@@ -121,6 +166,12 @@ def ensure_periodic_schedules() -> None:
             "schedule_type": Schedule.HOURLY,
             "repeats": -1,
         },
+    )
+    # Indexes for models whose build was missed (a worker killed mid-build leaves an
+    # invalid one, rebuilt here).
+    Schedule.objects.update_or_create(
+        name=VECTOR_INDEX_SCHEDULE_NAME,
+        defaults={"func": VECTOR_INDEX_TASK, "schedule_type": Schedule.HOURLY, "repeats": -1},
     )
     # Query log rows go within an hour of turning QUERY_LOG_RETENTION_DAYS old.
     Schedule.objects.update_or_create(
