@@ -39,6 +39,9 @@ def default_variants() -> list[Variant]:
         Variant("semantic", "semantic"),
         Variant("semantic_exact", "semantic", {"exact": True}),
         Variant("hybrid", "hybrid"),
+        # Both fusions, whichever SEARCH_FUSION makes the default.
+        Variant("hybrid_rrf", "hybrid", {"fusion": "rrf"}),
+        Variant("hybrid_score", "hybrid", {"fusion": "score"}),
         Variant("hybrid_mmr", "hybrid", {"mmr_lambda": 0.7}),
     ]
 
@@ -69,14 +72,19 @@ def corpus_collection_slug(dataset_name: str, chunking: ChunkingConfig | None = 
 
 
 def ingest_corpus(
-    dataset: BeirDataset, *, progress: Progress = None, context_header: bool | None = None
+    dataset: BeirDataset,
+    *,
+    progress: Progress = None,
+    context_header: bool | None = None,
+    chunking: ChunkingConfig | None = None,
 ) -> Collection:
     """Ingest the corpus into its own collection, or reuse it when already complete.
 
-    ``context_header`` overrides ``CHUNK_CONTEXT_HEADER`` for this ingestion; the
-    collection's slug names the setting, so each setting gets (and reuses) its own.
+    ``chunking`` (default: the settings') and ``context_header`` (overrides its header)
+    shape this ingestion only (bench/chunk_study.py varies the size); the collection's
+    slug names the settings, so each setting gets (and reuses) its own.
     """
-    chunking = ChunkingConfig.from_settings()
+    chunking = chunking or ChunkingConfig.from_settings()
     if context_header is not None:
         chunking = replace(chunking, context_header=context_header)
     slug = corpus_collection_slug(dataset.name, chunking)
