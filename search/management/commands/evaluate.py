@@ -18,6 +18,7 @@ from search.evaluation import (
     DatasetError,
     RerankFailed,
     SweepTarget,
+    Variant,
     default_variants,
     evaluate,
     header_values,
@@ -159,7 +160,7 @@ class Command(BaseCommand):
         if run.alert:
             self.stderr.write(f"ALERT: {run.alert}")
 
-    def _rerank_variants(self, options: dict[str, Any]) -> list[Any]:
+    def _rerank_variants(self, options: dict[str, Any]) -> list[Variant]:
         if not options["rerank"]:
             return []
         if not rerank_configured():
