@@ -2,8 +2,8 @@
 
     python3 bench/data/pydoc/split.py
 
-judgments.tsv holds every grade (query-id, corpus-id, score, source: `written` before any
-search, `pool` from pooled judging); the split is by query, so no question is in both
+judgments.tsv holds every grade (query-id, corpus-id, score 0-2, source: `written` before
+any search, `pool` from pooled judging); the split is by query, so no question is in both
 halves. Tune on tune.tsv only; report.tsv is for before/after figures.
 """
 
@@ -43,7 +43,9 @@ def main() -> None:
     rows = read_judgments()
     (HERE / "qrels").mkdir(exist_ok=True)
     for name in SPLITS:
-        kept = [row[:3] for row in rows if row[0] in halves[name]]
+        # Grade 0 (judged in the pool, not relevant) stays in judgments.tsv only: it
+        # records what was looked at; trec_eval would treat it as unjudged anyway.
+        kept = [row[:3] for row in rows if row[0] in halves[name] and int(row[2]) > 0]
         with (HERE / "qrels" / f"{name}.tsv").open("w", encoding="utf-8", newline="") as out:
             writer = csv.writer(out, delimiter="\t", lineterminator="\n")
             writer.writerow(["query-id", "corpus-id", "score"])
