@@ -9,6 +9,7 @@ Enqueue only through these helpers: they send after the current transaction comm
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -18,6 +19,8 @@ from django_q.brokers import get_broker
 from django_q.brokers.orm import ORM
 from django_q.models import OrmQ, Schedule
 from django_q.tasks import async_task
+
+logger = logging.getLogger(__name__)
 
 # Small documents share one task so per-task overhead (a database round trip, the
 # broker's poll) does not dominate; a large one gets a task of its own.
@@ -63,8 +66,17 @@ def enqueue_documents(documents: list[tuple[int, int]]) -> None:
     groups = task_groups(documents)
 
     def send() -> None:
-        for group in groups:
-            async_task(PROCESS_TASK, group, task_name=f"process {group[0]}+")
+        try:
+            for group in groups:
+                async_task(PROCESS_TASK, group, task_name=f"process {group[0]}+")
+        except Exception:  # noqa: BLE001 - any broker's error (Redis down, database gone)
+            # The documents are committed; failing now would answer a stored upload with
+            # a 500. They stay pending, and the sweep's orphan pass queues them again.
+            logger.warning(
+                "could not queue %s document(s); the stuck-document sweep will",
+                len(documents),
+                exc_info=True,
+            )
 
     if groups:
         transaction.on_commit(send)

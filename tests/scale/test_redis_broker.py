@@ -233,3 +233,29 @@ def test_redis_workers_ingest_and_the_sweep_recovers_a_killed_one(
     assert max(d.attempts for d in documents) >= 2  # the killed one's document, claimed again
     assert not OrmQ.objects.exists()  # every task went through Redis
     assert redis_server.client().llen(LIST_KEY) == 0
+
+
+def test_upload_while_redis_is_down_is_accepted_and_queued_once_it_is_back(
+    redis_broker: dict[str, str],
+    redis_server: RedisServer,
+    user_client: APIClient,
+    collection: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The document is committed before its task is sent: a broker that is down must not
+    turn a stored upload into a 500. It stays pending, and the sweep's orphan pass queues
+    it once Redis answers again."""
+    monkeypatch.setattr(Conf, "REDIS", f"redis://127.0.0.1:{free_port()}/0")  # nothing there
+    response = user_client.post(
+        "/api/v1/documents/",
+        {"collection": collection.slug, "text": "# Down\n\nbasalt", "title": "down.md"},
+        format="json",
+    )
+    assert response.status_code == 202, response.content
+    document = Document.objects.get(pk=response.json()["id"])
+    assert document.status == "pending"
+
+    monkeypatch.setattr(Conf, "REDIS", redis_server.url)  # back
+    Document.objects.filter(pk=document.pk).update(updated=timezone.now() - timedelta(minutes=2))
+    assert documents_sweep_stuck() == 1
+    assert redis_server.client().llen(LIST_KEY) == 1
