@@ -108,23 +108,27 @@ def vector_indexes_sync() -> tuple[list[str], list[str]]:
     built and dropped."""
     wanted = {index.name: index for index in wanted_indexes()}
     existing = existing_indexes()
+    # CONCURRENTLY cannot run in a transaction block; inside one (a test, a caller that
+    # must build before it commits) the build takes the table's write lock instead.
+    concurrently = not connection.in_atomic_block
+    how = "CONCURRENTLY " if concurrently else ""
     built: list[str] = []
     dropped: list[str] = []
     with connection.cursor() as cursor:
         for name, valid in existing.items():
             if not valid:  # a build that died half-way: drop it so it is built again
-                cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+                cursor.execute(f"DROP INDEX {how}IF EXISTS {name}")
                 dropped.append(name)
         for name, index in sorted(wanted.items()):
             if existing.get(name):
                 continue
             logger.info("building vector index %s for model %s", name, index.model)
-            cursor.execute(index.create_sql(concurrently=True))
+            cursor.execute(index.create_sql(concurrently=concurrently))
             built.append(name)
         # Unused ones last: after a change of index type the new ones serve before the
         # old ones go.
         for name, valid in existing.items():
             if valid and name not in wanted:
-                cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+                cursor.execute(f"DROP INDEX {how}IF EXISTS {name}")
                 dropped.append(name)
     return built, dropped

@@ -17,12 +17,16 @@ from documents.models import Collection
 from search.evaluation._run import Variant, evaluate
 
 HEADER = "context_header"
+ALPHA = "alpha"
 HEADER_VALUES = {"on": True, "off": False}
 # Each combination runs every query through the real search; keep the grid small.
 SWEEP_GRID: dict[str, list[Any]] = {
     "rrf_k": [10, 30, 60, 100],
     "weights": [(1.0, 1.0), (1.5, 1.0), (1.0, 1.5), (2.0, 1.0)],  # keyword, semantic
     "depth": [100, 200],  # candidates per leg
+    # Score fusion (min-max per leg, alpha * semantic + (1 - alpha) * keyword), per depth;
+    # rrf_k and the weights do not apply to it.
+    ALPHA: [0.3, 0.4, 0.5, 0.6, 0.7],
     HEADER: ["on", "off"],  # needs one ingestion per value
 }
 MMR_LAMBDAS = [None, 0.5, 0.7, 0.9]
@@ -62,10 +66,24 @@ def fusion_options(combo: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _combos(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every RRF combination of the grid, then every score-fusion one (alpha x depth)."""
+    rrf = {key: values for key, values in grid.items() if key not in (HEADER, ALPHA)}
+    combos = [
+        {"fusion": "rrf", **fusion_options(dict(zip(rrf, values, strict=True)))}
+        for values in itertools.product(*rrf.values())
+    ]
+    for alpha in grid.get(ALPHA, []):
+        for depth in grid.get("depth", [200]):
+            combos.append(
+                {"fusion": "score", "alpha": alpha, "keyword_depth": depth, "semantic_depth": depth}
+            )
+    return combos
+
+
 def sweep_size(grid: dict[str, list[Any]], targets: int) -> int:
     """How many evaluations `sweep` runs (for a progress bar)."""
-    fusion = [values for key, values in grid.items() if key != HEADER]
-    return targets * len(list(itertools.product(*fusion))) + len(MMR_LAMBDAS)
+    return targets * len(_combos(grid)) + len(MMR_LAMBDAS)
 
 
 def sweep(
@@ -80,11 +98,7 @@ def sweep(
     The header is a setting of the target, not a key of `grid` here. MMR lambda is
     then tried on the best setting only.
     """
-    fusion = {key: values for key, values in grid.items() if key != HEADER}
-    combos = [
-        fusion_options(dict(zip(fusion, values, strict=True)))
-        for values in itertools.product(*fusion.values())
-    ]
+    combos = _combos(grid)
 
     def score(target: SweepTarget, options: dict[str, Any]) -> tuple[float, dict[str, Any]]:
         report = evaluate(

@@ -82,7 +82,15 @@ def test_evaluate_end_to_end_on_a_small_dataset(db: None, tmp_path: Path) -> Non
         verbosity=0,
     )
     report = json.loads(output.read_text())
-    assert set(report) == {"keyword", "semantic", "semantic_exact", "hybrid", "hybrid_mmr"}
+    assert set(report) == {
+        "keyword",
+        "semantic",
+        "semantic_exact",
+        "hybrid",
+        "hybrid_rrf",
+        "hybrid_score",
+        "hybrid_mmr",
+    }
     for row in report.values():
         assert row["ndcg@10"] == pytest.approx(1.0)  # the right answers are obvious
         assert row["recall@100"] == pytest.approx(1.0)
@@ -251,6 +259,7 @@ def test_sweep_picks_the_known_best_setting(db: None, tmp_path: Path, settings: 
         "rrf_k": [60],
         "weights": [[0.0, 1.0], [1.0, 0.0]],
         "depth": [50],
+        "alpha": [],  # RRF only here; score fusion's grid is tested apart
         "context_header": ["on", "off"],
     }
     call_command(
@@ -368,3 +377,11 @@ def test_an_unknown_split_names_the_splits_there_are(tmp_path: Path) -> None:
     root = _dataset(tmp_path / "tiny")
     with pytest.raises(DatasetError, match=r"no split 'dev' .* has test"):
         load_beir(root, split="dev")
+
+
+def test_the_sweep_tries_score_fusion_beside_rrf() -> None:
+    from search.evaluation._sweep import _combos
+
+    combos = _combos({"rrf_k": [60], "weights": [(1.0, 1.0)], "depth": [100], "alpha": [0.3, 0.7]})
+    assert [c["fusion"] for c in combos] == ["rrf", "score", "score"]
+    assert {c.get("alpha") for c in combos if c["fusion"] == "score"} == {0.3, 0.7}

@@ -283,7 +283,8 @@ class Command(BaseCommand):
                 f"--grid: unknown key(s) {', '.join(unknown)}; known: {', '.join(SWEEP_GRID)}"
             )
         grid: dict[str, list[Any]] = {**SWEEP_GRID, **given}
-        empty = [key for key, values in grid.items() if not values]
+        # alpha may be empty: no score fusion in the sweep, RRF only.
+        empty = [key for key, values in grid.items() if not values and key != "alpha"]
         if empty:
             raise CommandError(f"--grid: {', '.join(empty)} needs at least one value")
         try:
