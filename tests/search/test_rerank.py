@@ -342,3 +342,26 @@ def test_evaluate_rerank_needs_a_reranker(db: None, tmp_path: Path, settings: An
     settings.RERANK_BACKEND = ""
     with pytest.raises(CommandError, match="reranking is not configured"):
         call_command("evaluate", "--dataset", str(_beir(tmp_path / "d")), "--rerank", verbosity=0)
+
+
+def test_start_up_checks_name_a_reranker_that_cannot_work(settings: Any, tmp_path: Path) -> None:
+    from django.core.checks import run_checks
+
+    def messages() -> list[str]:
+        return [f"{m.id}: {m.msg}" for m in run_checks() if m.id and m.id.startswith("search.")]
+
+    settings.RERANK_BACKEND = ""
+    assert messages() == []
+    settings.RERANK_BACKEND = "cohere"
+    assert messages() == [
+        "search.E001: RERANK_BACKEND 'cohere' is not one of: cross-encoder, http (or empty)"
+    ]
+    settings.RERANK_BACKEND = "cross-encoder"
+    settings.RERANK_MODEL_PATH = str(tmp_path)
+    assert messages() == [
+        f"search.W001: RERANK_MODEL_PATH {tmp_path} is not a model folder (no config.json): "
+        "searches asking to rerank are not reranked"
+    ]
+    settings.RERANK_BACKEND = "http"
+    settings.RERANK_BASE_URL = ""
+    assert messages()[0].startswith("search.W001: RERANK_BACKEND is http but RERANK_BASE_URL")
