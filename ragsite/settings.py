@@ -332,6 +332,9 @@ EMBEDDING_QUERY_PREFIX = env.str("EMBEDDING_QUERY_PREFIX", default="")
 EMBEDDING_PASSAGE_PREFIX = env.str("EMBEDDING_PASSAGE_PREFIX", default="")
 # Tokens the model reads at most; 0: the model's own (256 for the packaged MiniLM).
 EMBEDDING_MAX_TOKENS = env.int("EMBEDDING_MAX_TOKENS", default=0)
+# A search's query embedding on a model server gives up sooner (one retry), then falls
+# back to keyword results with a notice (search/retrieval/_search.py).
+EMBEDDING_QUERY_TIMEOUT_SECONDS = env.float("EMBEDDING_QUERY_TIMEOUT_SECONDS", default=5.0)
 CHUNK_MAX_TOKENS = env.int("CHUNK_MAX_TOKENS", default=200)
 CHUNK_OVERLAP_TOKENS = env.int("CHUNK_OVERLAP_TOKENS", default=30)
 CHUNK_CONTEXT_HEADER = env.bool("CHUNK_CONTEXT_HEADER", default=True)

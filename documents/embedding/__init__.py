@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 from django.conf import settings
@@ -239,6 +239,19 @@ def embed_texts(
     return _checked(spec, vectors) if texts else vectors
 
 
+def _query_model(spec: ModelSpec) -> Backend:
+    """The backend for a search's query: a model server gets a shorter timeout and one
+    retry (EMBEDDING_QUERY_TIMEOUT_SECONDS), so a hung server costs a search seconds and
+    a fallback to keywords, not the minutes a document's ingestion may wait."""
+    model = get_model(spec=spec)
+    limited = getattr(model, "limited", None)
+    if limited is None:
+        return model
+    return cast(
+        Backend, limited(timeout_seconds=float(settings.EMBEDDING_QUERY_TIMEOUT_SECONDS), retries=1)
+    )
+
+
 def embed_query(text: str, spec: ModelSpec | None = None) -> np.ndarray:
     """The query's embedding under ``spec`` (default: the settings' model) with its query
     prefix, from the in-process LRU when the same (normalised) query was embedded before."""
@@ -247,6 +260,6 @@ def embed_query(text: str, spec: ModelSpec | None = None) -> np.ndarray:
     cached = query_cache.get(key)
     if cached is not None:
         return cached
-    vector = _checked(spec, _embed(get_model(spec=spec), [spec.query_prefix + key[1]], 1))[0]
+    vector = _checked(spec, _embed(_query_model(spec), [spec.query_prefix + key[1]], 1))[0]
     query_cache.put(key, vector, max_size=settings.EMBEDDING_QUERY_CACHE_SIZE)
     return vector
