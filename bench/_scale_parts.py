@@ -24,6 +24,7 @@ from psycopg.types import TypeInfo
 from documents.embedding import active_model_name
 from documents.keyword_index import chunks_insert_from_staging
 from documents.models import Collection
+from documents.vector_index import index_for
 from search.retrieval import Filters, SearchParams, search
 
 NOISE = 0.02
@@ -156,14 +157,17 @@ def hnsw_recall(collection: Collection, embeddings: np.ndarray) -> float:
     """Recall@10 by distance: a result counts if it lies within the exact 10th distance,
     with hnsw.ef_search at the product's default candidate depth."""
     hits = 0
+    index = index_for(collection.embedding_model, collection.embedding_dimensions)
+    vector_type = f"{index.kind}({index.dimensions})"
+    # The model index's own expression and predicate, so that the planner can use it.
     sql = (
-        "SELECT embedding <=> %s::vector FROM documents_chunk "
+        f"SELECT {index.cast('embedding')} <=> %s::{vector_type} FROM documents_chunk "
         "WHERE collection_id = %s AND embedding_model = %s "
-        "ORDER BY embedding <=> %s::vector LIMIT 10"
+        f"ORDER BY {index.cast('embedding')} <=> %s::{vector_type} LIMIT 10"
     )
     for vector in embeddings:
         literal = "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
-        params: list[str | int] = [literal, collection.pk, active_model_name(), literal]
+        params: list[str | int] = [literal, collection.pk, collection.embedding_model, literal]
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SELECT set_config('enable_indexscan', 'off', true)")
             cursor.execute(sql, params)
