@@ -9,28 +9,22 @@ The page reads the document's text from `extracted_text` by the chunks' offsets
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 from django.db.models.functions import Length, Substr
 from django.http import QueryDict
 from django.urls import reverse
 from django.utils.http import urlencode
-from django.utils.safestring import SafeString
 
 from documents.citations import document_url, pages_label
-from documents.highlight import highlight, query_terms
+from documents.highlight import query_terms
 from documents.models import Chunk, Document
+from documents.table_view import Part, chunk_parts
 
 PAGE_CHUNKS = 40  # a page of about 40 x 200 tokens: tens of kilobytes of HTML
 # The search page's state, the only parameters `back` may carry.
 SEARCH_STATE_KEYS = ("q", "mode", "collection", "page")
 MAX_BACK_CHARS = 2_000
-
-# A line that starts a list item keeps its own line; other hard line breaks (wrapped
-# text from PDFs and Markdown) are joined so the passage reads as prose.
-_LIST_ITEM = re.compile(r"^\s*(?:[-*•·]|\d+[.)])\s")
-_BLANK_LINE = re.compile(r"\n\s*\n")
 
 Span = tuple[int, int]
 
@@ -38,7 +32,8 @@ Span = tuple[int, int]
 @dataclass(frozen=True)
 class ChunkView:
     chunk: Chunk
-    paragraphs: list[list[SafeString]]  # paragraphs, each a list of lines (escaped HTML)
+    # Paragraphs (each a list of lines) and tables, escaped HTML (documents/table_view.py).
+    parts: list[Part]
     cited: bool = False
 
     @property
@@ -62,22 +57,6 @@ class ViewerPage:
     previous_url: str | None
     next_url: str | None
     cited_elsewhere_url: str | None  # the cited chunk is on another page
-
-
-def text_paragraphs(text: str) -> list[list[str]]:
-    paragraphs = []
-    for block in _BLANK_LINE.split(text):
-        lines: list[str] = []
-        for line in block.splitlines():
-            if not line.strip():
-                continue
-            if lines and not _LIST_ITEM.match(line):
-                lines[-1] = f"{lines[-1].rstrip()} {line.strip()}"
-            else:
-                lines.append(line.strip())
-        if lines:
-            paragraphs.append(lines)
-    return paragraphs
 
 
 # The way back to the search -------------------------------------------------------------
@@ -166,10 +145,9 @@ def _chunk_views(
     views = []
     for i, (chunk, text) in enumerate(zip(chunks, texts, strict=True)):
         marked = terms if i == cited else frozenset()
-        paragraphs = [
-            [highlight(line, marked) for line in lines] for lines in text_paragraphs(text)
-        ]
-        views.append(ChunkView(chunk, paragraphs, cited=i == cited))
+        views.append(
+            ChunkView(chunk, chunk_parts(text, chunk.heading_path, marked), cited=i == cited)
+        )
     return views
 
 
