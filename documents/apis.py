@@ -21,6 +21,7 @@ from rest_framework.throttling import BaseThrottle
 
 from documents.lifecycle import DocumentStateError, document_reembed, document_retry
 from documents.models import Collection, Document
+from documents.reembed_api import spec_from_request
 from documents.selectors import (
     collection_can_manage,
     collection_can_write,
@@ -132,10 +133,12 @@ class CollectionViewSet(viewsets.ModelViewSet):
             raise PermissionDenied("only the collection's owner may do this")
 
     def perform_create(self, serializer: BaseSerializer[Any]) -> None:
+        values = dict(serializer.validated_data)
+        wanted = values.pop("embedding", None)
+        user = self.request.user
+        spec = spec_from_request(wanted, user=user, field="embedding") if wanted else None
         try:
-            serializer.instance = collection_create(
-                owner=self.request.user, **serializer.validated_data
-            )
+            serializer.instance = collection_create(owner=user, spec=spec, **values)
         except CollectionError as exc:
             raise ValidationError({exc.field: [exc.message]}) from exc
 

@@ -23,6 +23,8 @@ Interfaces: `manage.py reembed --collection SLUG --model NAME`, the admin action
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -38,6 +40,8 @@ from documents.keyword_index import (
 from documents.models import Chunk, Collection, Document, PendingChunk
 from documents.pipeline import documents_stage, staged_fingerprint
 from documents.queue import enqueue_reembed_stage, enqueue_vector_index_sync
+from documents.selectors import model_name_conflict
+from documents.vector_index import vector_indexes_sync
 
 Status = Document.Status
 
@@ -90,25 +94,20 @@ def target_spec(
     return spec
 
 
-def _check_name_free(collection: Collection, spec: ModelSpec) -> None:
+def check_name_free(collection: Collection | None, spec: ModelSpec) -> None:
     """A model name names one kind of vector across the installation (one index per
-    name): it cannot mean two different specs."""
-    others = Collection.objects.exclude(pk=collection.pk).filter(embedding_model=spec.name)
-    for other in others:
-        if (other.model_spec.dimensions, other.model_spec.backend) != (
-            spec.dimensions,
-            spec.backend,
-        ):
-            raise ReembedError(
-                f"model name {spec.name!r} is used by collection {other.slug!r} with "
-                f"{other.embedding_dimensions} dimensions ({other.embedding_backend}); "
-                "give this model another name"
-            )
+    name): it cannot mean two different specs (``collection``: the one moving to it)."""
+    conflict = model_name_conflict(spec=spec, exclude_pk=collection.pk if collection else None)
+    if conflict:
+        raise ReembedError(conflict)
 
 
-def collection_reembed_start(*, collection: Collection, spec: ModelSpec) -> ReembedProgress:
-    """Start (or resume) moving ``collection`` to ``spec``; the staging is queued."""
-    _check_name_free(collection, spec)
+def collection_reembed_start(
+    *, collection: Collection, spec: ModelSpec, enqueue: bool = True
+) -> ReembedProgress:
+    """Start (or resume) moving ``collection`` to ``spec``; the staging is queued
+    (``enqueue`` False: the caller runs it, `reembed_run_inline`)."""
+    check_name_free(collection, spec)
     with transaction.atomic():
         locked = Collection.objects.select_for_update().get(pk=collection.pk)
         if locked.model_spec == spec and not locked.reembed_target:
@@ -118,8 +117,9 @@ def collection_reembed_start(*, collection: Collection, spec: ModelSpec) -> Reem
             locked.reembed_requested = timezone.now()
         locked.reembed_error = ""
         locked.save(update_fields=["reembed_target", "reembed_requested", "reembed_error"])
-        enqueue_vector_index_sync()
-        enqueue_reembed_stage(locked.pk, reembed_missing(locked))
+        if enqueue:
+            enqueue_vector_index_sync()
+            enqueue_reembed_stage(locked.pk, reembed_missing(locked))
     collection.refresh_from_db()
     return reembed_progress(collection)
 
@@ -217,3 +217,42 @@ def reembed_finish(*, collection_id: int) -> bool:
         collection.save()
         enqueue_vector_index_sync()  # the old model's index, if nothing else uses it
     return True
+
+
+def reembed_run_inline(
+    *,
+    collection: Collection,
+    group_size: int = 32,
+    wait_seconds: float = 300,
+    progress: Callable[[ReembedProgress], None] | None = None,
+) -> ReembedProgress:
+    """Run a started model change in this process (`manage.py reembed`): build the
+    target's index, stage the missing documents in groups of ``group_size`` (reporting
+    progress after each), and switch; documents added meanwhile are staged too. Documents
+    in processing are waited for up to ``wait_seconds``. A killed run resumes from what
+    was staged. Returns the progress at the end (``done`` once switched)."""
+    vector_indexes_sync()  # the switched collection's searches must find its index
+    waited_since: float | None = None
+    stuck: list[int] = []
+    while collection.reembed_target is not None:
+        missing = reembed_missing(collection)
+        if missing and missing == stuck:
+            raise ReembedError(
+                f"documents {', '.join(map(str, missing[:10]))} could not be staged (their "
+                "original cannot be read); delete or re-upload them, then run again"
+            )
+        for start in range(0, len(missing), group_size):
+            group = missing[start : start + group_size]
+            reembed_stage(collection_id=collection.pk, document_ids=group)
+            if progress is not None:
+                progress(reembed_progress(collection))
+        stuck = reembed_missing(collection) if missing else []
+        if reembed_finish(collection_id=collection.pk):
+            break
+        if not stuck:  # documents in processing: their new chunks are staged next round
+            waited_since = waited_since or time.monotonic()
+            if time.monotonic() - waited_since > wait_seconds:
+                break
+            time.sleep(1)
+        collection.refresh_from_db()
+    return reembed_progress(collection)

@@ -17,6 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
+from documents.embedding import ModelSpec
 from documents.models import Chunk, Collection, CollectionGrant, Document
 from ragsite.json_safety import check_text
 
@@ -118,3 +119,22 @@ def search_config_names() -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT cfgname FROM pg_ts_config ORDER BY cfgname")
         return [name for (name,) in cursor.fetchall()]
+
+
+def model_name_conflict(*, spec: ModelSpec, exclude_pk: int | None = None) -> str | None:
+    """Why ``spec``'s name cannot be used, or None: a model name names one kind of vector
+    across the installation (one index per name), so it cannot mean two specs."""
+    others = Collection.objects.filter(embedding_model=spec.name)
+    if exclude_pk is not None:
+        others = others.exclude(pk=exclude_pk)
+    for other in others.only("slug", "embedding_dimensions", "embedding_backend"):
+        if (other.embedding_dimensions, other.embedding_backend) != (
+            spec.dimensions,
+            spec.backend,
+        ):
+            return (
+                f"model name {spec.name!r} is used by collection {other.slug!r} with "
+                f"{other.embedding_dimensions} dimensions ({other.embedding_backend}); "
+                "give this model another name"
+            )
+    return None

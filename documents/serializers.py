@@ -11,6 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
+from documents.embedding.spec import BACKENDS
 from documents.models import Collection, CollectionGrant, Document
 from documents.progress import batch_progress, document_progress
 from documents.selectors import collection_list_readable, search_config_exists
@@ -24,6 +25,59 @@ def validate_search_config(value: str) -> None:
         raise serializers.ValidationError(
             f"unknown text-search language {value!r} (try english, simple, german, ...)"
         )
+
+
+class EmbeddingSpecSerializer(serializers.Serializer):
+    """A model to embed with; what is left out comes from settings (EMBEDDING_*), and the
+    dimensions are asked of the model (which proves it loads or its server answers)."""
+
+    model = serializers.CharField(max_length=200, help_text="The model's name (hub or server).")
+    backend = serializers.ChoiceField(choices=BACKENDS, required=False)
+    location = serializers.CharField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        help_text="Staff only: a model folder (onnx, torch) or a server's base URL (openai).",
+    )
+    dimensions = serializers.IntegerField(min_value=1, max_value=16_000, required=False)
+    # Not trimmed: "query: " keeps its space.
+    query_prefix = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, trim_whitespace=False
+    )
+    passage_prefix = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, trim_whitespace=False
+    )
+    max_tokens = serializers.IntegerField(min_value=16, max_value=1_000_000, required=False)
+
+
+class CollectionEmbeddingSerializer(serializers.Serializer):
+    model = serializers.CharField(source="embedding_model")
+    backend = serializers.CharField(source="embedding_backend")
+    dimensions = serializers.IntegerField(source="embedding_dimensions")
+    query_prefix = serializers.CharField(source="embedding_query_prefix")
+    passage_prefix = serializers.CharField(source="embedding_passage_prefix")
+    max_tokens = serializers.IntegerField(source="embedding_max_tokens")
+
+
+@extend_schema_field(CollectionEmbeddingSerializer)
+class CollectionEmbeddingField(serializers.Field):
+    """The collection's model (read); on create, an optional EmbeddingSpec (the default:
+    the settings' model). A collection changes model only through .../reembed/."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="*", required=False, **kwargs)
+
+    def to_representation(self, value: Any) -> Any:
+        return CollectionEmbeddingSerializer(value).data
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if getattr(self.parent, "instance", None) is not None:
+            raise serializers.ValidationError(
+                "change the model with POST /api/v1/collections/{slug}/reembed/"
+            )
+        spec = EmbeddingSpecSerializer(data=data)
+        spec.is_valid(raise_exception=True)
+        return {"embedding": dict(spec.validated_data)}
 
 
 class CollectionSerializer(serializers.ModelSerializer):
@@ -48,6 +102,9 @@ class CollectionSerializer(serializers.ModelSerializer):
         help_text="PostgreSQL text-search configuration: english (default), simple, "
         "german, ...",
     )
+    embedding = CollectionEmbeddingField(
+        help_text="The embedding model; settable on create only (default: the settings')."
+    )
 
     class Meta:
         model = Collection
@@ -58,6 +115,7 @@ class CollectionSerializer(serializers.ModelSerializer):
             "description",
             "is_public",
             "search_config",
+            "embedding",
             "owner",
             "created",
             "updated",
@@ -294,3 +352,16 @@ class DocumentListFilterSerializer(serializers.Serializer):
 
     collection = serializers.SlugField(required=False, max_length=100)
     status = serializers.ChoiceField(choices=Document.Status.choices, required=False)
+
+
+class ReembedProgressSerializer(serializers.Serializer):
+    """A collection's model change: its documents staged for the target so far."""
+
+    staged = serializers.IntegerField(help_text="Ready documents staged for the target.")
+    total = serializers.IntegerField(help_text="Ready documents in the collection.")
+    target = serializers.CharField(
+        allow_null=True, help_text="The model being moved to; null: no change in progress."
+    )
+    error = serializers.CharField(help_text="The last staging error (retried), or empty.")
+    done = serializers.BooleanField(help_text="No change in progress (switched or none).")
+    embedding = CollectionEmbeddingSerializer(help_text="The model search uses now.")

@@ -18,13 +18,19 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from documents.embedding import EmbeddingError, ModelSpec, default_spec
 from documents.extraction import ExtractionError, detect_mime_type
 from documents.keyword_index import keyword_lock_collections, keyword_unindex_documents
 from documents.lifecycle import document_requeue_if_failed
 from documents.models import Chunk, Collection, CollectionGrant, Document, UploadBatch
 from documents.progress import batch_create
-from documents.queue import enqueue_documents, enqueue_keyword_rebuild
-from documents.selectors import User, collection_slug_taken, search_config_exists
+from documents.queue import enqueue_documents, enqueue_keyword_rebuild, enqueue_vector_index_sync
+from documents.selectors import (
+    User,
+    collection_slug_taken,
+    model_name_conflict,
+    search_config_exists,
+)
 from ragsite.json_safety import check_json
 
 if TYPE_CHECKING:
@@ -70,18 +76,23 @@ def collection_create(
     description: str = "",
     is_public: bool = False,
     search_config: str = "english",
+    spec: ModelSpec | None = None,
 ) -> Collection:
+    """``spec``: the embedding model (reembed.target_spec builds one), None: the settings'.
+    A model that cannot load is refused here rather than failing every upload later."""
     _check_search_config(search_config)
+    if spec and (conflict := model_name_conflict(spec=spec)):
+        raise CollectionError(conflict, field="embedding")
+    fields = {"description": description, "is_public": is_public, "search_config": search_config}
+    collection = Collection(owner=_account(owner), name=name, slug=slug, **fields)
     try:
+        collection.set_model_spec(spec or default_spec())
         with transaction.atomic():
-            return Collection.objects.create(
-                owner=_account(owner),
-                name=name,
-                slug=slug,
-                description=description,
-                is_public=is_public,
-                search_config=search_config,
-            )
+            enqueue_vector_index_sync()  # its model's index, if it is the first to use it
+            collection.save()
+            return collection
+    except EmbeddingError as exc:  # the model does not load, its server does not answer
+        raise CollectionError(str(exc), field="embedding") from exc
     except IntegrityError as exc:
         # Two requests raced for one slug (the serializer's check passed for both).
         raise _slug_unavailable(slug) from exc

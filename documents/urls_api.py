@@ -3,8 +3,17 @@ from rest_framework.routers import SimpleRouter
 
 from documents.apis import CollectionViewSet, DocumentViewSet
 from documents.formats_api import FormatsView
+from documents.reembed_api import CollectionReembedView
 
 router = SimpleRouter()
 router.register("collections", CollectionViewSet, basename="api-collection")
 router.register("documents", DocumentViewSet, basename="api-document")
-urlpatterns = [path("formats/", FormatsView.as_view(), name="api-formats"), *router.urls]
+urlpatterns = [
+    path("formats/", FormatsView.as_view(), name="api-formats"),
+    path(
+        "collections/<slug:slug>/reembed/",
+        CollectionReembedView.as_view(),
+        name="api-collection-reembed",
+    ),
+    *router.urls,
+]

@@ -10,6 +10,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from documents.admin.access import StaffAccess
+from documents.admin.reembed import (
+    change_embedding_model,
+    embedding_model_label,
+    model_change_label,
+)
 from documents.forms import CollectionAdminForm
 from documents.models import Collection, CollectionGrant
 from documents.selectors import collection_can_manage, collection_list_granted
@@ -46,12 +51,30 @@ class GrantInline(admin.TabularInline):
 @admin.register(Collection)
 class CollectionAdmin(StaffAccess):
     form = CollectionAdminForm
-    list_display = ["name", "slug", "is_public", "search_config", "owner", "created"]
+    list_display = [
+        "name",
+        "slug",
+        "is_public",
+        "search_config",
+        "embedding",
+        "model_change",
+        "owner",
+        "created",
+    ]
     list_filter = ["is_public", "search_config"]
     search_fields = ["name", "slug", "description"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["created", "updated"]
+    readonly_fields = ["created", "updated", "embedding", "model_change"]
     inlines = [GrantInline]
+    actions = [change_embedding_model]
+
+    @admin.display(description="embedding model")
+    def embedding(self, obj: Collection) -> str:
+        return embedding_model_label(obj)
+
+    @admin.display(description="model change")
+    def model_change(self, obj: Collection) -> str:
+        return model_change_label(obj)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Collection]:
         return collection_list_granted(user=request.user).select_related("owner")
