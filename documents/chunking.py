@@ -22,6 +22,14 @@ Consecutive chunks of one section share up to ``overlap_tokens`` tokens (trailin
 sentences of the previous chunk, or its trailing tokens when its last sentence is too long),
 so a fact straddling a cut is still retrievable from one chunk. Overlap never crosses a heading.
 
+Last, no junk chunks (``min_tokens``, CHUNK_MIN_TOKENS): a chunk under ``min_tokens`` tokens
+joins a neighbour within the same section when the two fit ``max_tokens`` together: two
+pieces of one section, a section and its subsection, or two subsections of one section (the
+joined chunk's heading path is then the section they share); never two top-level sections,
+and table rows only with rows of the same table. A chunk that is only headings joins its
+neighbour whatever the sections. A short last piece that cannot join the full chunk before
+it starts earlier instead (a longer overlap). A document that short is one chunk.
+
 Everything is tokenised once, in batches; the exact count of every final slice is checked at
 the end (tokenising a joined text can differ from the sum of its parts when a cut falls inside
 a word) and any chunk over budget is shrunk.
@@ -36,8 +44,8 @@ from dataclasses import dataclass
 
 from documents.extraction.types import ExtractedText
 from documents.packing import Chunker, Segment
-from documents.sentences import paragraph_spans, trim
-from documents.tokenizer import SPECIAL_TOKENS, model_window
+from documents.sentences import paragraph_spans, sentence_spans, trim
+from documents.tokenizer import SPECIAL_TOKENS, count_tokens, model_window
 
 MIN_MAX_TOKENS = 16
 # Leaves room for [CLS]/[SEP] and a short contextual header (title > headings) within the
@@ -134,15 +142,19 @@ def chunk_document(
     *,
     max_tokens: int = DEFAULT_MAX_TOKENS,
     overlap_tokens: int = DEFAULT_OVERLAP_TOKENS,
+    min_tokens: int = 0,
 ) -> list[ChunkSpan]:
     """Cut an extracted document into chunks of at most ``max_tokens`` tokens (and
     ``max_tokens * MAX_CHARS_PER_TOKEN`` characters) each.
 
     See the module docstring for the rules. Chunks are in text order with strictly increasing
     starts, never start or end with whitespace, and together cover every non-whitespace
-    character of ``extracted.text``.
+    character of ``extracted.text``. ``min_tokens`` (0: off) is at most ``max_tokens // 2``:
+    a larger value is lowered to it, so a model with a small window still gets chunks.
     """
     _validate(max_tokens, overlap_tokens)
+    if not isinstance(min_tokens, int) or min_tokens < 0:
+        raise ValueError(f"min_tokens must be an integer >= 0; got {min_tokens!r}")
     text = extracted.text
     if not text or text.isspace():
         return []
@@ -172,4 +184,149 @@ def chunk_document(
                 token_count=count,
             )
         )
+    if min_tokens > 0:
+        limits = _Limits(
+            min(min_tokens, max_tokens // 2), max_tokens, max_tokens * MAX_CHARS_PER_TOKEN
+        )
+        chunks = _Joiner(text, segments, limits).run(chunks)
     return chunks
+
+
+# --- no junk chunks -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Limits:
+    min_tokens: int
+    max_tokens: int
+    max_chars: int
+
+
+@dataclass(frozen=True)
+class _Piece:
+    chunk: ChunkSpan
+    lone: bool  # holds only headings
+    rows: bool  # holds table rows
+
+
+class _Joiner:
+    """Joins each chunk under ``min_tokens`` (or holding only headings) to a neighbour of
+    its section; see the module docstring. One pass, left to right: a short chunk joins the
+    one before it or, failing that, the one after it. A short last piece of a section that
+    cannot join (the packer filled the chunk before it) starts earlier instead, at a
+    sentence or row of the chunk before: a longer overlap rather than a scrap."""
+
+    def __init__(self, text: str, segments: list[Segment], limits: _Limits) -> None:
+        self.text = text
+        self.segments = segments
+        self.starts = [seg.start for seg in segments]
+        self.limits = limits
+
+    def run(self, chunks: list[ChunkSpan]) -> list[ChunkSpan]:
+        merged: list[_Piece] = []
+        for chunk in chunks:
+            piece = self._piece(chunk)
+            if merged and self._may_join(merged[-1], piece):
+                joined = self._joined(merged[-1], piece)
+                if joined is not None:
+                    merged[-1] = joined
+                    continue
+                if chunk.token_count < self.limits.min_tokens and not piece.lone:
+                    piece = self._extended(merged[-1].chunk, piece) or piece
+            merged.append(piece)
+        return [piece.chunk for piece in merged]
+
+    def _covered(self, start: int, end: int) -> list[Segment]:
+        first = max(bisect_right(self.starts, start) - 1, 0)
+        last = max(bisect_left(self.starts, end) - 1, first)
+        return self.segments[first : last + 1]
+
+    def _piece(self, chunk: ChunkSpan) -> _Piece:
+        covered = self._covered(chunk.start, chunk.end)
+        lone = all(seg.is_heading for seg in covered)
+        return _Piece(chunk, lone, any(seg.table_row for seg in covered))
+
+    def _may_join(self, before: _Piece, after: _Piece) -> bool:
+        if before.lone or after.lone:
+            return True  # a heading alone is never a chunk
+        minimum = self.limits.min_tokens
+        if before.chunk.token_count >= minimum and after.chunk.token_count >= minimum:
+            return False
+        outer, inner = before.chunk.heading_path, after.chunk.heading_path
+        if outer == inner:
+            return True
+        # A table's rows keep their own path (it ends with the table's header row).
+        if before.rows or after.rows:
+            return False
+        # Two parts of one section: a subsection and what encloses it, or two siblings.
+        return bool(_common_path(outer, inner))
+
+    def _joined(self, before: _Piece, after: _Piece) -> _Piece | None:
+        if before.lone:  # headings before content: the chunk is about that content
+            path = after.chunk.heading_path
+        elif after.lone:
+            path = before.chunk.heading_path
+        else:
+            path = _common_path(before.chunk.heading_path, after.chunk.heading_path)
+        chunk = self._span(before.chunk.start, after.chunk.end, path)
+        if chunk is None:
+            return None
+        return _Piece(chunk, before.lone and after.lone, before.rows or after.rows)
+
+    def _span(self, start: int, end: int, path: tuple[str, ...]) -> ChunkSpan | None:
+        """text[start:end] as a chunk, or None when it breaks the size limits."""
+        if end - start > self.limits.max_chars:
+            return None
+        count = count_tokens(self.text[start:end])
+        if count > self.limits.max_tokens:
+            return None
+        pages = [seg.page for seg in self._covered(start, end) if seg.page is not None]
+        return ChunkSpan(
+            start=start,
+            end=end,
+            first_page=min(pages) if pages else None,
+            last_page=max(pages) if pages else None,
+            heading_path=path,
+            token_count=count,
+        )
+
+    def _extended(self, before: ChunkSpan, after: _Piece) -> _Piece | None:
+        """``after`` starting at the latest sentence (or table row) of ``before`` that
+        brings it to ``min_tokens``; None if none does within the limits."""
+        path = after.chunk.heading_path
+        if before.heading_path != path:
+            return None
+        for start in reversed(self._cut_points(before.start, after.chunk.start)):
+            chunk = self._span(start, after.chunk.end, path)
+            if chunk is None:
+                return None  # starting earlier only makes it longer
+            if chunk.token_count >= self.limits.min_tokens:
+                return _Piece(chunk, False, after.rows)
+        return None
+
+    def _cut_points(self, start: int, end: int) -> list[int]:
+        """Where a chunk may start in (start, end): sentence starts, row starts; never
+        at a heading (it belongs to the chunk that begins with it)."""
+        points: list[int] = []
+        for seg in self._covered(start, end):
+            if seg.is_heading or seg.start >= end:
+                continue
+            if seg.table_row:
+                points.append(seg.start)
+            else:
+                s, e = max(seg.start, start), min(seg.end, end)
+                points.extend(span[0] for span in sentence_spans(self.text, s, e))
+        return [point for point in points if start < point < end][-_MAX_CUT_POINTS:]
+
+
+def _common_path(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
+    common: list[str] = []
+    for a, b in zip(first, second, strict=False):
+        if a != b:
+            break
+        common.append(a)
+    return tuple(common)
+
+
+# Enough sentences back to reach any minimum from a scrap; bounds the token counting.
+_MAX_CUT_POINTS = 24

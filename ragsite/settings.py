@@ -339,6 +339,12 @@ CHUNK_MAX_TOKENS = env.int("CHUNK_MAX_TOKENS", default=200)
 CHUNK_OVERLAP_TOKENS = env.int("CHUNK_OVERLAP_TOKENS", default=30)
 CHUNK_CONTEXT_HEADER = env.bool("CHUNK_CONTEXT_HEADER", default=True)
 CHUNK_CONTEXT_HEADER_MAX_TOKENS = env.int("CHUNK_CONTEXT_HEADER_MAX_TOKENS", default=32)
+# A chunk under this many tokens merges into a neighbour of its section (documents/chunking.py);
+# 0 keeps every chunk the packer makes.
+CHUNK_MIN_TOKENS = env.int("CHUNK_MIN_TOKENS", default=40)
+# Drop page chrome in extraction: HTML navigation (documents/extraction/boilerplate.py) and
+# PDF running headers, footers and page numbers (running_heads.py). off: for before/after.
+STRIP_BOILERPLATE = env.bool("STRIP_BOILERPLATE", default=True)
 MAX_UPLOAD_BYTES = env.int("MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

@@ -7,7 +7,9 @@ import re
 
 from bs4 import BeautifulSoup
 from bs4.element import NavigableString, PageElement, PreformattedString, Tag
+from django.conf import settings
 
+from .boilerplate import content_root, is_boilerplate
 from .tables import RowBudget, table_segments
 from .text import HeadingTracker, Parsed, Segment, bom_codec, decode_text, one_line
 
@@ -131,7 +133,28 @@ def _is_dropped(tag: Tag, in_section: bool) -> bool:
     return tag.has_attr("hidden") or str(tag.get("aria-hidden", "")).lower() == "true"
 
 
-def _inline_text(node: Tag) -> str:
+class _Chrome:
+    """What a page's walk leaves out: the elements dropped everywhere (above) and, with
+    STRIP_BOILERPLATE on, navigation by name and shape (boilerplate.py)."""
+
+    def __init__(self, *, strip: bool, in_content: bool) -> None:
+        self.strip = strip
+        self.in_content = in_content
+
+    def dropped(self, tag: Tag, in_section: bool) -> bool:
+        if self.in_content and tag.name == "aside":
+            # Within a page's content an <aside> is a footnote, an abstract or a note
+            # (Sphinx writes them so): content, unless it is named as navigation.
+            return is_boilerplate(tag, in_content=True)
+        if _is_dropped(tag, in_section):
+            return True
+        return self.strip and is_boilerplate(tag, in_content=self.in_content)
+
+
+_KEEP_ALL = _Chrome(strip=False, in_content=False)
+
+
+def _inline_text(node: Tag, chrome: _Chrome = _KEEP_ALL) -> str:
     """Text of an element as written, with <br> as a line break and dropped elements
     (an icon's <svg><title>, a <script>) left out."""
     parts: list[str] = []
@@ -139,7 +162,7 @@ def _inline_text(node: Tag) -> str:
     while stack:
         item = stack.pop()
         if isinstance(item, Tag):
-            if item is not node and _is_dropped(item, in_section=True):
+            if item is not node and chrome.dropped(item, in_section=True):
                 continue
             if item.name == "br":
                 parts.append("\n")
@@ -176,7 +199,8 @@ class _BlockWalker:
     """Walks the tree once, collecting segments: text runs split at block boundaries,
     headings as structure (see ``HeadingTracker``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, chrome: _Chrome) -> None:
+        self.chrome = chrome
         self.parsed = Parsed()
         self.headings = HeadingTracker()
         self.inline: list[str] = []
@@ -192,8 +216,8 @@ class _BlockWalker:
         if text.strip():
             self.parsed.segments.append(Segment(text, heading_path=self.headings.path))
 
-    def walk(self, root: Tag) -> Parsed:
-        self.stack.append((root, False, False))
+    def walk(self, root: Tag, *, in_section: bool = False) -> Parsed:
+        self.stack.append((root, False, in_section))
         while self.stack:
             node, leaving, in_section = self.stack.pop()
             if leaving:
@@ -202,14 +226,14 @@ class _BlockWalker:
                 # Comments, doctypes and CDATA are PreformattedStrings: not visible text.
                 if not isinstance(node, PreformattedString):
                     self.inline.append(_WHITESPACE.sub(" ", str(node)))
-            elif isinstance(node, Tag) and not _is_dropped(node, in_section):
+            elif isinstance(node, Tag) and not self.chrome.dropped(node, in_section):
                 self._enter(node, in_section)
         self.flush()
         return self.parsed
 
     def _heading(self, node: Tag) -> None:
         self.flush()
-        text = one_line(_inline_text(node))
+        text = one_line(_inline_text(node, self.chrome))
         if text:
             path = self.headings.enter(_HEADINGS[node.name], text)
             self.parsed.segments.append(Segment(text, heading_path=path, is_heading=True))
@@ -238,7 +262,7 @@ class _BlockWalker:
         elif name == "pre":
             self.flush()
             self.parsed.segments.append(
-                Segment(_inline_text(node), heading_path=self.headings.path)
+                Segment(_inline_text(node, self.chrome), heading_path=self.headings.path)
             )
         elif name == "br":
             self.inline.append("\n")
@@ -250,8 +274,14 @@ class _BlockWalker:
             self.stack.extend((child, False, inner) for child in reversed(node.contents))
 
 
-def _blocks(root: Tag) -> Parsed:
-    return _BlockWalker().walk(root)
+def _blocks(soup: BeautifulSoup) -> Parsed:
+    if not settings.STRIP_BOILERPLATE:
+        return _BlockWalker(_KEEP_ALL).walk(soup)
+    root = content_root(soup)
+    if root is None:
+        return _BlockWalker(_Chrome(strip=True, in_content=False)).walk(soup)
+    # Inside <main> (or its like) a <header> is the content's own: walk it as in a section.
+    return _BlockWalker(_Chrome(strip=True, in_content=True)).walk(root, in_section=True)
 
 
 def parse_html(data: bytes) -> Parsed:

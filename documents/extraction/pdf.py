@@ -31,6 +31,7 @@ from .ocr import (
     unavailable,
 )
 from .pdf_tables import table_pages
+from .running_heads import running_heads, segments_without_running_heads, without_running_heads
 from .text import Parsed, Segment, clean, one_line, paragraphs
 from .titles import largest_font_line
 from .types import ExtractionError
@@ -117,13 +118,14 @@ def parse_pdf(data: bytes, ocr: OcrOptions | None = None) -> Parsed:
         texts.update(read_scanned_pages(data, scanned, ocr, has_text=has_text))
 
     parsed = Parsed(title=_title(reader), page_count=page_count)
+    heads = running_heads(texts)  # headers, footers, page numbers: dropped below
     # Pages with ruled tables: rows as table rows, the rest of the page around them.
     tabled = table_pages(data, (n for n in texts if n not in scanned))
     for number in sorted(texts):
         if number in tabled:
-            parsed.segments.extend(tabled[number])
+            parsed.segments.extend(segments_without_running_heads(tabled[number], heads))
             continue
-        for paragraph in paragraphs(clean(texts[number])):
+        for paragraph in paragraphs(without_running_heads(clean(texts[number]), heads)):
             parsed.segments.append(Segment(paragraph, page=number))
     if not any(segment.text.strip() for segment in parsed.segments):
         if failure is not None:
