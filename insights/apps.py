@@ -35,5 +35,11 @@ class InsightsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.core.signals import request_finished
+
+        from insights.request_id import install_record_factory, request_id_clear
+
+        install_record_factory()  # every log line carries its request's id
+        request_finished.connect(request_id_clear, dispatch_uid="insights-request-id")
         if "qcluster" in sys.argv[1:2] and settings.METRICS_WORKER_PORT:
             _worker_metrics_start()

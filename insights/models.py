@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.utils import timezone
 
 
 class QueryLog(models.Model):
@@ -17,7 +18,8 @@ class QueryLog(models.Model):
         ASK = "ask", "API ask"
         SIMILAR = "similar", "API similar"
 
-    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    # When the search ran (set in the request; the row may be written later).
+    created = models.DateTimeField(default=timezone.now, db_index=True)
     # Deleting a user deletes their history with them.
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 from insights.metrics import search_observe
+from insights.request_id import current_request_id
 from insights.selectors import query_log_same_search
 from insights.services import Hit, query_log_create
 
@@ -98,7 +99,12 @@ def _record(
         results=fields["result_count"],
     )
     return query_log_create(
-        user=user, endpoint=endpoint, params=values, collection_slugs=_slugs(values), **fields
+        user=user,
+        endpoint=endpoint,
+        params=values,
+        collection_slugs=_slugs(values),
+        request_id=current_request_id(),
+        **fields,
     )
 
 

