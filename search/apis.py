@@ -12,15 +12,8 @@ from rest_framework.views import APIView
 
 from documents.models import Chunk
 from insights.recording import query_logged
-from search.api_errors import BAD_REQUEST, TIMED_OUT, search_api_error
-from search.retrieval import (
-    QueryError,
-    SearchParams,
-    SearchResponse,
-    SearchTimeout,
-    search,
-    search_similar,
-)
+from search.api_errors import BAD_REQUEST, SEARCH_FAILURES, TIMED_OUT, search_api_error
+from search.retrieval import SearchParams, SearchResponse, SearchTimeout, search, search_similar
 from search.selectors import anonymous_hint, chunk_detail
 from search.serializers import (
     ChunkSerializer,
@@ -71,7 +64,7 @@ class SearchView(APIView):
         params.is_valid(raise_exception=True)
         try:
             response = search(SearchParams(**params.validated_data), user=request.user)
-        except (QueryError, SearchTimeout) as exc:
+        except SEARCH_FAILURES as exc:
             raise search_api_error(exc) from exc
         body = search_response_body(response, user=request.user, started=started)
         return query_logged(

@@ -33,6 +33,7 @@ from search.retrieval import (
     SearchParams,
     SearchResult,
     SearchTimeout,
+    SemanticUnavailable,
     search,
 )
 from search.snippets import SnippetSource, passage_snippets
@@ -260,7 +261,7 @@ def _answer(form: SearchForm, *, user: User, back: str) -> dict[str, Any]:
         answer: Answer = answer_create(params=params, user=user)
     except QueryError as exc:
         return {"answer_error": _sentence(exc.message)}
-    except (LLMError, SearchTimeout) as exc:
+    except (LLMError, SearchTimeout, SemanticUnavailable) as exc:
         return {"answer_error": _sentence(str(exc))}
     return {
         "answer": answer,
@@ -345,7 +346,7 @@ def _search_results(
     except QueryError as exc:
         form.add_error("q", _sentence(exc.message))
         return {}
-    except SearchTimeout as exc:
+    except (SearchTimeout, SemanticUnavailable) as exc:
         form.add_error(None, _sentence(str(exc)))
         return {}
     elapsed_ms = (time.perf_counter() - started) * 1000

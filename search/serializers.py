@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from ragsite.json_safety import check_json
 from search.rerank import rerank_configured
-from search.retrieval import MODES, Filters
+from search.retrieval import FUSIONS, MODES, Filters
 
 BIGINT_MAX = 2**63 - 1
 
@@ -123,6 +123,18 @@ class SearchRequestSerializer(serializers.Serializer):
     )
     semantic_weight = serializers.FloatField(
         min_value=0, max_value=100, default=settings.SEARCH_DEFAULTS["semantic_weight"]
+    )
+    fusion = serializers.ChoiceField(
+        choices=FUSIONS,
+        default=settings.SEARCH_DEFAULTS["fusion"],
+        help_text="hybrid: rrf fuses the legs by rank; score by min-max normalised scores, "
+        "alpha * semantic + (1 - alpha) * keyword.",
+    )
+    alpha = serializers.FloatField(
+        min_value=0,
+        max_value=1,
+        default=settings.SEARCH_DEFAULTS["alpha"],
+        help_text="The semantic share with fusion=score (0: keyword only, 1: semantic only).",
     )
     keyword_depth = serializers.IntegerField(
         min_value=1, max_value=1000, default=settings.SEARCH_DEFAULTS["keyword_depth"]

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from insights.recording import query_logged
 from ragsite.api.parsers import JSONParser  # DRF's, with a depth cap
 from ragsite.api.schema import ApiErrorSerializer
-from search.api_errors import BAD_REQUEST, TIMED_OUT, search_api_error
+from search.api_errors import BAD_REQUEST, SEARCH_FAILURES, TIMED_OUT, search_api_error
 from search.rag import (
     AnswerStream,
     LLMError,
@@ -33,7 +33,6 @@ from search.rag.serializers import (
     ContextRequestSerializer,
     ContextResponseSerializer,
 )
-from search.retrieval import QueryError, SearchTimeout
 from search.selectors import anonymous_hint
 
 JSON = "application/json"
@@ -87,7 +86,7 @@ class ContextView(APIView):
         params.is_valid(raise_exception=True)
         try:
             context = context_build(params=context_params(params.validated_data), user=request.user)
-        except (QueryError, SearchTimeout) as exc:
+        except SEARCH_FAILURES as exc:
             raise search_api_error(exc) from exc
         if context.anonymous:
             context.hint = anonymous_hint(user=request.user)
@@ -178,7 +177,7 @@ class AskView(APIView):
                     result=stream.context,
                 )
             answer = answer_create(params=context_params(values), user=request.user)
-        except (QueryError, SearchTimeout) as exc:
+        except SEARCH_FAILURES as exc:
             raise search_api_error(exc) from exc
         except LLMError as exc:
             return Response({"detail": str(exc)}, status=exc.status)

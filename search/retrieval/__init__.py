@@ -7,11 +7,13 @@ response = search(SearchParams(query="...", mode="hybrid"), user=request.user)
 from search.retrieval._search import (
     QueryError,
     SearchTimeout,
+    SemanticUnavailable,
     render_snippet,
     search,
     search_similar,
 )
 from search.retrieval.types import (
+    FUSIONS,
     MODES,
     Filters,
     SearchParams,
@@ -20,6 +22,7 @@ from search.retrieval.types import (
 )
 
 __all__ = [
+    "FUSIONS",
     "MODES",
     "Filters",
     "QueryError",
@@ -27,6 +30,7 @@ __all__ = [
     "SearchResponse",
     "SearchResult",
     "SearchTimeout",
+    "SemanticUnavailable",
     "render_snippet",
     "search",
     "search_similar",
