@@ -50,6 +50,9 @@ class Collection(models.Model):
     reembed_target = models.JSONField(null=True, blank=True)
     reembed_requested = models.DateTimeField(null=True, blank=True)
     reembed_error = models.TextField(blank=True)
+    # Whether its chunks have a vector index of their own (documents/vector_index.py: a
+    # big collection searched through the shared per-model index walks past the others').
+    vector_index_dedicated = models.BooleanField(default=False, editable=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

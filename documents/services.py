@@ -390,6 +390,7 @@ def collection_delete(*, collection: Collection) -> None:
         keyword_lock_collections(collection_ids=[collection.pk])
         storage = Document._meta.get_field("original").storage
         collection.delete()
+        enqueue_vector_index_sync()  # its own index, or its model's if no one else uses it
 
         def delete_files() -> None:
             for name in names:

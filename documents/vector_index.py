@@ -10,6 +10,16 @@ The search (search/retrieval/_sql.py) repeats the same cast and predicate, with 
 name as a literal, so the planner can use the index. Each model's index holds only its
 own vectors, so a search of one model never walks past another's.
 
+A collection above SEARCH_DEDICATED_INDEX_MIN_CHUNKS also gets an index of its own
+(partial on its id as well: `... AND collection_id = 42`), searched by a branch of its
+model's leg with the id as a literal; it keeps it until it shrinks below half that, and
+loses it when deleted. Why partial indexes, not LIST partitioning by collection: a
+partitioned chunk table needs collection_id in every primary and foreign key (chunk ids
+are referenced by the query log and feedback), and a partition per collection for many
+small collections costs more than it saves; a partial index needs the literal id, which
+the search has, since it reads the scope's collections (and models) first. Small scopes
+are ranked exactly anyway (SEARCH_EXACT_MAX_CHUNKS).
+
 ``EMBEDDING_INDEX_TYPE=halfvec`` indexes ``embedding::halfvec(n)`` instead (half the size;
 the table keeps float32). The index type is part of the index name, so changing it
 builds the new indexes beside the old ones, and the old ones go once the new are valid.
@@ -41,11 +51,21 @@ class VectorIndex:
     model: str
     dimensions: int
     kind: str = "vector"
+    # A big collection's own index (partial on its id too); None: the model's shared one.
+    collection_id: int | None = None
 
     @property
     def name(self) -> str:
         key = f"{self.kind}:{self.dimensions}:{self.model}"
+        if self.collection_id is not None:
+            key += f":{int(self.collection_id)}"
         return _PREFIX + hashlib.sha1(key.encode()).hexdigest()[:16]
+
+    def predicate(self) -> str:
+        where = f"embedding_model = {sql_literal(self.model)}"
+        if self.collection_id is not None:
+            where += f" AND collection_id = {int(self.collection_id)}"
+        return where
 
     def cast(self, column: str = "c.embedding") -> str:
         """The indexed expression, which a query must repeat to use the index."""
@@ -55,8 +75,7 @@ class VectorIndex:
         return (
             f"CREATE INDEX {'CONCURRENTLY ' if concurrently else ''}IF NOT EXISTS {self.name} "
             f"ON documents_chunk USING hnsw ({self.cast('embedding')} {self.kind}_cosine_ops) "
-            f"WITH (m = 16, ef_construction = 64) "
-            f"WHERE embedding_model = {sql_literal(self.model)}"
+            f"WITH (m = 16, ef_construction = 64) WHERE {self.predicate()}"
         )
 
 
@@ -67,20 +86,40 @@ def index_type() -> str:
     return kind
 
 
-def index_for(model: str, dimensions: int) -> VectorIndex:
-    return VectorIndex(model=model, dimensions=dimensions, kind=index_type())
+def index_for(model: str, dimensions: int, collection_id: int | None = None) -> VectorIndex:
+    return VectorIndex(
+        model=model, dimensions=dimensions, kind=index_type(), collection_id=collection_id
+    )
+
+
+def _wants_own_index(chunks: int, has_one: bool) -> bool:
+    """Above SEARCH_DEDICATED_INDEX_MIN_CHUNKS a collection gets its own index; it keeps
+    it until it shrinks below half that (no rebuild back and forth at the threshold)."""
+    threshold = int(settings.SEARCH_DEDICATED_INDEX_MIN_CHUNKS)
+    if threshold <= 0:
+        return False
+    return chunks >= (threshold // 2 if has_one else threshold)
 
 
 def wanted_indexes() -> set[VectorIndex]:
-    """An index for every model a collection uses or is moving to."""
+    """An index for every model a collection uses or is moving to, and one of its own
+    for every big collection (documents/vector_index.py's docstring)."""
     from documents.models import Collection
 
     wanted: set[VectorIndex] = set()
-    for name, dims, target in Collection.objects.values_list(
-        "embedding_model", "embedding_dimensions", "reembed_target"
-    ):
+    rows = Collection.objects.values_list(
+        "pk",
+        "embedding_model",
+        "embedding_dimensions",
+        "reembed_target",
+        "vector_index_dedicated",
+        "term_stats__chunk_count",
+    )
+    for pk, name, dims, target, dedicated, chunks in rows:
         if name and dims:
             wanted.add(index_for(name, dims))
+            if _wants_own_index(chunks or 0, dedicated):
+                wanted.add(index_for(name, dims, collection_id=pk))
         if target:
             wanted.add(index_for(target["name"], int(target["dimensions"])))
     return wanted
@@ -115,6 +154,8 @@ def vector_indexes_sync() -> tuple[list[str], list[str]]:
     built: list[str] = []
     dropped: list[str] = []
     with connection.cursor() as cursor:
+        if not concurrently:  # deferred foreign-key checks would block a build here
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         for name, valid in existing.items():
             if not valid:  # a build that died half-way: drop it so it is built again
                 cursor.execute(f"DROP INDEX {how}IF EXISTS {name}")
@@ -125,6 +166,7 @@ def vector_indexes_sync() -> tuple[list[str], list[str]]:
             logger.info("building vector index %s for model %s", name, index.model)
             cursor.execute(index.create_sql(concurrently=concurrently))
             built.append(name)
+        _mark_dedicated(wanted)  # searches use a collection's own index once it is built
         # Unused ones last: after a change of index type the new ones serve before the
         # old ones go.
         for name, valid in existing.items():
@@ -132,3 +174,20 @@ def vector_indexes_sync() -> tuple[list[str], list[str]]:
                 cursor.execute(f"DROP INDEX {how}IF EXISTS {name}")
                 dropped.append(name)
     return built, dropped
+
+
+def _mark_dedicated(wanted: dict[str, VectorIndex]) -> None:
+    from documents.models import Collection
+
+    valid = {name for name, ok in existing_indexes().items() if ok}
+    own = {
+        index.collection_id
+        for name, index in wanted.items()
+        if index.collection_id is not None and name in valid
+    }
+    Collection.objects.exclude(pk__in=own).filter(vector_index_dedicated=True).update(
+        vector_index_dedicated=False
+    )
+    Collection.objects.filter(pk__in=own, vector_index_dedicated=False).update(
+        vector_index_dedicated=True
+    )

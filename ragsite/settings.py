@@ -406,6 +406,9 @@ SEARCH_MAX_TOP_K = env.int("SEARCH_MAX_TOP_K", default=100)
 # The semantic leg ranks exactly (no HNSW) when the collections searched hold at most this
 # many chunks: exact and fast there, and immune to a big table of other collections.
 SEARCH_EXACT_MAX_CHUNKS = env.int("SEARCH_EXACT_MAX_CHUNKS", default=2_000)
+# A collection with at least this many chunks gets a vector index of its own (built by the
+# worker, documents/vector_index.py), kept until it shrinks below half; 0: never.
+SEARCH_DEDICATED_INDEX_MIN_CHUNKS = env.int("SEARCH_DEDICATED_INDEX_MIN_CHUNKS", default=20_000)
 # How far a filtered HNSW scan may walk before giving up (pgvector's default is 20,000).
 SEARCH_HNSW_MAX_SCAN_TUPLES = env.int("SEARCH_HNSW_MAX_SCAN_TUPLES", default=100_000)
 # Fusion defaults, tuned on SciFact train (docs/benchmarks.md); each is a request parameter.

@@ -18,8 +18,15 @@ from documents.citations import display_title
 from documents.embedding import EmbeddingError, ModelSpec, embed_query
 from documents.vector_index import VectorIndex, index_for
 from ragsite.db_routing import on_read_database
-from search.rerank import RerankNotConfigured, RerankOutcome, rerank, rerank_wanted
+from search.rerank import RerankOutcome
 from search.retrieval._query import ParsedQuery, parse_query
+from search.retrieval._shaping import (
+    MMR_POOL_FACTOR,
+    QueryError,
+    reorder,
+    rerank_pool,
+    rerank_requested,
+)
 from search.retrieval._sql import (
     MARK_END,
     MARK_START,
@@ -33,18 +40,7 @@ from search.retrieval._sql import (
 )
 from search.retrieval.types import SearchParams, SearchResponse, SearchResult
 
-MMR_POOL_FACTOR = 4
 logger = logging.getLogger(__name__)
-
-
-class QueryError(ValueError):
-    """A query that cannot be searched: `field` is the request field at fault and
-    `message` says what is wrong with it (str() is "field: message")."""
-
-    def __init__(self, message: str, *, field: str = "query") -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 class SemanticUnavailable(Exception):
@@ -94,7 +90,7 @@ def search(
         if params.mode == "keyword":
             return []  # keyword search never needs a model
         cursor.execute(scope_models_sql(), sql_params)
-        specs = [ModelSpec(*row) for row in cursor.fetchall()]
+        specs = [(ModelSpec(*row[:7]), tuple(row[7])) for row in cursor.fetchall()]
         return _query_legs(parsed.text, specs, params.mode, timing, notices)
 
     return _execute(
@@ -112,10 +108,15 @@ def search(
 class _Leg:
     index: VectorIndex
     embedding: np.ndarray
+    dedicated: tuple[int, ...] = ()  # collections searched through their own index
 
 
 def _query_legs(
-    text: str, specs: list[ModelSpec], mode: str, timing: dict[str, float], notices: list[str]
+    text: str,
+    specs: list[tuple[ModelSpec, tuple[int, ...]]],
+    mode: str,
+    timing: dict[str, float],
+    notices: list[str],
 ) -> list[_Leg]:
     """The query embedded by each model in the scope. A model that cannot embed (its
     server is down) loses its leg: a hybrid search answers from the others and the
@@ -123,14 +124,14 @@ def _query_legs(
     started = time.perf_counter()
     legs: list[_Leg] = []
     failures: list[str] = []
-    for spec in specs:
+    for spec, dedicated in specs:
         try:
             vector = embed_query(text, spec)
         except EmbeddingError as exc:
             logger.warning("semantic leg of %s skipped: %s", spec.name, exc)
             failures.append(f"{spec.name}: {exc}")
             continue
-        legs.append(_Leg(index_for(spec.name, spec.dimensions), vector))
+        legs.append(_Leg(index_for(spec.name, spec.dimensions), vector, dedicated))
     timing["embedding_ms"] = (time.perf_counter() - started) * 1000
     if failures and mode == "semantic" and not legs:
         raise SemanticUnavailable("; ".join(failures))
@@ -158,7 +159,11 @@ def search_similar(
             [chunk_id],
         )
         row = cursor.fetchone()
-        return [_Leg(index_for(row[0], len(vector)), vector)] if row else []
+        if row is None:
+            return []
+        cursor.execute(scope_models_sql(), sql_params)
+        dedicated = {r[0]: tuple(r[7]) for r in cursor.fetchall()}.get(row[0], ())
+        return [_Leg(index_for(row[0], len(vector)), vector, dedicated)]
 
     return _execute(
         params, ParsedQuery(text=""), plan, user=user, timing={}, exclude_chunk_id=chunk_id
@@ -245,10 +250,10 @@ def _execute(
         chunk_filters += " AND c.id <> %(exclude_chunk)s"
         filter_params["exclude_chunk"] = exclude_chunk_id
     use_mmr = params.mmr_lambda is not None
-    use_rerank = _rerank_wanted(params, parsed)
+    use_rerank = rerank_requested(params, parsed)
     limit = max(params.top_k * MMR_POOL_FACTOR, 50) if use_mmr else params.top_k
     if use_rerank:
-        limit = max(limit, _rerank_pool(params))
+        limit = max(limit, rerank_pool(params))
     sql_params = _sql_params(
         params,
         parsed,
@@ -279,21 +284,15 @@ def _execute(
             if fresh:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             legs = plan(cursor, sql_params, notices)
-            sql = build_search_sql(
-                mode=params.mode,
-                chunk_filters=chunk_filters,
-                with_embeddings=use_mmr,
-                legs=[SemanticLeg(leg.index) for leg in legs],
-                fusion=params.fusion,
-            )
-            for number, leg in enumerate(legs):
-                sql_params[f"embedding_{number}"] = _vector_literal(leg.embedding)
+            if use_rerank and params.group_by_document:  # every fused chunk: one per leg
+                sql_params["limit"] = max(limit, rerank_pool(params, legs=len(legs)))
+            sql = _statement(params, legs, sql_params, chunk_filters, with_embeddings=use_mmr)
             _configure(cursor, params, semantic=bool(legs), statement_timeout_ms=timeout_ms)
             cursor.execute(sql, sql_params)
             rows = _named_rows(cursor)
             results = [_result(row) for row in rows]
             total = int(rows[0]["total"]) if rows else 0
-            results, total, outcome = _reorder(
+            results, total, outcome = reorder(
                 results, total, params, parsed.text, mmr=use_mmr, rerank_=use_rerank
             )
             if params.neighbors and results:
@@ -325,47 +324,24 @@ def _execute(
     )
 
 
-def _rerank_wanted(params: SearchParams, parsed: ParsedQuery) -> bool:
-    try:
-        return rerank_wanted(params.rerank) and bool(parsed.text)  # "more like this": never
-    except RerankNotConfigured as exc:
-        raise QueryError("reranking is not configured", field="rerank") from exc
-
-
-def _rerank_pool(params: SearchParams) -> int:
-    """How many fused candidates the SQL returns for a reranked search."""
-    if params.group_by_document:
-        # Documents are grouped after the rerank (a document's best chunk is the
-        # reranker's pick), so every fused chunk is fetched and grouped here.
-        return params.keyword_depth + params.semantic_depth
-    return max(params.rerank_depth, params.offset + params.top_k)
-
-
-def _reorder(
-    results: list[SearchResult],
-    total: int,
+def _statement(
     params: SearchParams,
-    query: str,
+    legs: list[_Leg],
+    sql_params: dict[str, Any],
+    chunk_filters: str,
     *,
-    mmr: bool,
-    rerank_: bool,
-) -> tuple[list[SearchResult], int, RerankOutcome[SearchResult] | None]:
-    """rerank -> MMR -> group_by_document -> the page, over the candidates the SQL
-    fetched (without either, the SQL ordered, grouped and paged them itself)."""
-    outcome = rerank(query, results, depth=params.rerank_depth) if rerank_ else None
-    if outcome is not None:
-        results = outcome.results
-    if mmr:
-        reranked = outcome is not None and outcome.reranker is not None
-        results = _mmr(results, lambda_=params.mmr_lambda or 0.5, by_position=reranked)
-    if rerank_ and params.group_by_document:
-        best: dict[int, SearchResult] = {}
-        for result in results:  # each document's first chunk in the final order
-            best.setdefault(result.document_id, result)
-        results, total = list(best.values()), len(best)
-    if mmr or rerank_:
-        results = results[params.offset : params.offset + params.top_k]
-    return results, total, outcome
+    with_embeddings: bool,
+) -> str:
+    """The search statement for these legs; their query vectors go into ``sql_params``."""
+    for number, leg in enumerate(legs):
+        sql_params[f"embedding_{number}"] = _vector_literal(leg.embedding)
+    return build_search_sql(
+        mode=params.mode,
+        chunk_filters=chunk_filters,
+        with_embeddings=with_embeddings,
+        legs=[SemanticLeg(leg.index, leg.dedicated) for leg in legs],
+        fusion=params.fusion,
+    )
 
 
 def _vector_literal(vector: np.ndarray) -> str:
@@ -402,54 +378,6 @@ def _result(row: dict[str, Any]) -> SearchResult:
         metadata=json.loads(metadata) if isinstance(metadata, str) else (metadata or {}),
         embedding=row["embedding"],
     )
-
-
-def _mmr(
-    results: list[SearchResult],
-    *,
-    lambda_: float,
-    by_position: bool = False,
-) -> list[SearchResult]:
-    """Maximal marginal relevance: trade relevance for novelty among the candidates.
-
-    Relevance is the candidate's normalised fused score (so it works in every mode);
-    novelty is its cosine distance to what was already picked.
-    """
-    if len(results) <= 1:
-        return results
-    scores = np.array([r.score for r in results], dtype=np.float64)
-    if by_position:  # reranked: the order is the reranker's, which the fused scores are not
-        scores = -np.arange(len(results), dtype=np.float64)
-    span = scores.max() - scores.min()
-    relevance = (scores - scores.min()) / span if span > 0 else np.ones_like(scores)
-    picked: list[int] = []
-    remaining = list(range(len(results)))
-    similarity = _similarities(results)
-    while remaining:
-        if picked:
-            redundancy = similarity[np.ix_(remaining, picked)].max(axis=1)
-        else:
-            redundancy = np.zeros(len(remaining))
-        values = lambda_ * relevance[remaining] - (1 - lambda_) * redundancy
-        best = remaining[int(np.argmax(values))]
-        picked.append(best)
-        remaining.remove(best)
-    return [results[i] for i in picked]
-
-
-def _similarities(results: list[SearchResult]) -> np.ndarray:
-    """Cosine similarity between candidates of the same model (same dimensions); 0 across
-    models, whose vectors cannot be compared."""
-    size = len(results)
-    similarity = np.zeros((size, size))
-    by_dims: dict[int, list[int]] = {}
-    for i, result in enumerate(results):
-        by_dims.setdefault(len(result.embedding), []).append(i)
-    for members in by_dims.values():
-        vectors = np.array([np.asarray(results[i].embedding, dtype=np.float32) for i in members])
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12
-        similarity[np.ix_(members, members)] = vectors @ vectors.T
-    return similarity
 
 
 def _attach_neighbors(cursor: Any, results: list[SearchResult], window: int) -> None:

@@ -51,7 +51,8 @@ PRUNE_POSTINGS_MAX = 10_000
 
 _SCOPE = """
 scope AS (
-    SELECT col.id, col.slug, col.search_config::regconfig AS cfg, col.embedding_model AS model
+    SELECT col.id, col.slug, col.search_config::regconfig AS cfg, col.embedding_model AS model,
+           col.vector_index_dedicated AS dedicated
     FROM documents_collection col
     WHERE (%(full_access)s OR col.is_public OR col.owner_id = %(user_id)s
            OR EXISTS (SELECT 1 FROM documents_collectiongrant g
@@ -133,30 +134,48 @@ _SEMANTIC_LEG = """
 scope_size__LEG__ AS (
     SELECT coalesce(sum(st.chunk_count), 0) AS chunks
     FROM documents_collectiontermstats st
-    WHERE st.collection_id IN (SELECT id FROM scope WHERE model = __MODEL__)
+    WHERE st.collection_id IN (SELECT id FROM scope WHERE model = __MODEL__ AND NOT dedicated)
 ),
 sem__LEG__ AS (
     SELECT id, 1 - distance AS score, row_number() OVER (ORDER BY distance, id) AS rank
     FROM (
-        (SELECT c.id, __CAST__ <=> %(embedding___LEG__)s::__TYPE__ AS distance
-         FROM documents_chunk c
-         WHERE (SELECT chunks FROM scope_size__LEG__) > %(exact_max_chunks)s
-           AND c.collection_id IN (SELECT id FROM scope WHERE model = __MODEL__)
-           AND c.embedding_model = __MODEL__ __CHUNK_FILTERS__
-         ORDER BY __CAST__ <=> %(embedding___LEG__)s::__TYPE__
-         LIMIT %(semantic_depth)s)
-        UNION ALL
-        -- "+ 0" keeps the planner off the HNSW index: this branch reads the scope's
-        -- chunks through the collection index and ranks them exactly.
-        (SELECT c.id, __CAST__ <=> %(embedding___LEG__)s::__TYPE__ AS distance
-         FROM documents_chunk c
-         WHERE (SELECT chunks FROM scope_size__LEG__) <= %(exact_max_chunks)s
-           AND c.collection_id IN (SELECT id FROM scope WHERE model = __MODEL__)
-           AND c.embedding_model = __MODEL__ __CHUNK_FILTERS__
-         ORDER BY (__CAST__ <=> %(embedding___LEG__)s::__TYPE__) + 0, c.id
-         LIMIT %(semantic_depth)s)
+        SELECT * FROM (
+            (SELECT c.id, __CAST__ <=> %(embedding___LEG__)s::__TYPE__ AS distance
+             FROM documents_chunk c
+             WHERE (SELECT chunks FROM scope_size__LEG__) > %(exact_max_chunks)s
+               AND c.collection_id IN (SELECT id FROM scope WHERE model = __MODEL__
+                                       AND NOT dedicated)
+               AND c.embedding_model = __MODEL__ __CHUNK_FILTERS__
+             ORDER BY __CAST__ <=> %(embedding___LEG__)s::__TYPE__
+             LIMIT %(semantic_depth)s)
+            UNION ALL
+            -- "+ 0" keeps the planner off the HNSW index: this branch reads the scope's
+            -- chunks through the collection index and ranks them exactly.
+            (SELECT c.id, __CAST__ <=> %(embedding___LEG__)s::__TYPE__ AS distance
+             FROM documents_chunk c
+             WHERE (SELECT chunks FROM scope_size__LEG__) <= %(exact_max_chunks)s
+               AND c.collection_id IN (SELECT id FROM scope WHERE model = __MODEL__
+                                       AND NOT dedicated)
+               AND c.embedding_model = __MODEL__ __CHUNK_FILTERS__
+             ORDER BY (__CAST__ <=> %(embedding___LEG__)s::__TYPE__) + 0, c.id
+             LIMIT %(semantic_depth)s)__DEDICATED__
+        ) candidates
+        ORDER BY distance, id
+        LIMIT %(semantic_depth)s
     ) nearest
 )"""
+
+# A big collection with an index of its own (documents/vector_index.py): searched apart,
+# its id a literal so that the planner matches the partial index; in scope or nothing.
+_DEDICATED_BRANCH = """
+            UNION ALL
+            (SELECT c.id, __CAST__ <=> %(embedding___LEG__)s::__TYPE__ AS distance
+             FROM documents_chunk c
+             WHERE EXISTS (SELECT 1 FROM scope WHERE id = __ID__ AND dedicated)
+               AND c.collection_id = __ID__
+               AND c.embedding_model = __MODEL__ __CHUNK_FILTERS__
+             ORDER BY __CAST__ <=> %(embedding___LEG__)s::__TYPE__
+             LIMIT %(semantic_depth)s)"""
 
 
 _EMPTY_KW = (
@@ -269,14 +288,21 @@ def chunk_filter_sql(
 
 @dataclass(frozen=True)
 class SemanticLeg:
-    """One model's semantic leg: its vector index (model, dimensions, vector type)."""
+    """One model's semantic leg: its vector index (model, dimensions, vector type), and
+    the scope's collections of that model that have an index of their own."""
 
     index: VectorIndex
+    dedicated: tuple[int, ...] = ()
 
     def sql(self, number: int, chunk_filters: str) -> str:
         kind = f"{self.index.kind}({int(self.index.dimensions)})"
+        branches = "".join(
+            _DEDICATED_BRANCH.replace("__ID__", str(int(collection_id)))
+            for collection_id in self.dedicated
+        )
         return (
-            _SEMANTIC_LEG.replace("__CHUNK_FILTERS__", chunk_filters)
+            _SEMANTIC_LEG.replace("__DEDICATED__", branches)
+            .replace("__CHUNK_FILTERS__", chunk_filters)
             .replace("__LEG__", str(number))
             .replace("__MODEL__", sql_literal(self.index.model))
             .replace("__CAST__", self.index.cast())
@@ -286,15 +312,18 @@ class SemanticLeg:
 
 def scope_models_sql() -> str:
     """The models of the collections the caller may search (same parameters as the
-    search): read in the search's transaction, so the legs match what it then reads."""
+    search), each with its collections that have an index of their own: read in the
+    search's transaction, so the legs match what it then reads."""
     return (
         "WITH "
         + _SCOPE
         + """
-        SELECT DISTINCT col.embedding_model, col.embedding_backend, col.embedding_location,
+        SELECT col.embedding_model, col.embedding_backend, col.embedding_location,
                col.embedding_dimensions, col.embedding_query_prefix,
-               col.embedding_passage_prefix, col.embedding_max_tokens
+               col.embedding_passage_prefix, col.embedding_max_tokens,
+               coalesce(array_agg(col.id ORDER BY col.id) FILTER (WHERE s.dedicated), '{}')
         FROM scope s JOIN documents_collection col ON col.id = s.id
+        GROUP BY 1, 2, 3, 4, 5, 6, 7
         ORDER BY 1, 2, 3"""
     )
 

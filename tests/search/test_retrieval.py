@@ -125,7 +125,7 @@ def test_search_is_one_sql_statement(corpus: Any, mode: str) -> None:
     # needed, the read of the scope's models (whose queries to embed) in the same
     # transaction.
     statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
-    plans = [sql for sql in statements if "SELECT DISTINCT col.embedding_model" in sql]
+    plans = [sql for sql in statements if "col.embedding_passage_prefix" in sql]
     searches = [sql for sql in statements if "set_config" not in sql and sql not in plans]
     assert len(searches) == 1, statements
     assert len(plans) == (0 if mode == "keyword" else 1)
