@@ -207,6 +207,7 @@ def test_periodic_schedules_include_the_orphaned_file_sweep(db: None) -> None:
     assert funcs == [
         "documents.tasks.sweep_orphaned_files",
         "documents.tasks.sweep_stuck_documents",
+        "documents.tasks.sync_vector_indexes",
         "insights.tasks.evaluation_run_scheduled",
         "insights.tasks.query_log_sweep",
     ]
