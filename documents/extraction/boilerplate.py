@@ -16,9 +16,10 @@ generic extractors drop code samples, tables and short sections, so they are not
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from bs4 import BeautifulSoup
-from bs4.element import NavigableString, Tag
+from bs4.element import Tag
 
 # Roles whose element is page chrome wherever it appears (ARIA landmark roles).
 _CHROME_ROLES = frozenset({"navigation", "banner", "contentinfo", "search", "complementary"})
@@ -96,7 +97,7 @@ _WORD = re.compile(r"\w+")
 # Only small blocks can be navigation bars; a long text with links is content.
 _MAX_NAV_BAR_CHARS = 400
 
-_MAIN_CLASSES = ("body",)  # Sphinx's classic and pydoc themes: <div class="body">
+_MAIN_CLASS = "body"  # Sphinx's classic and pydoc themes: <div class="body">
 
 
 def _names(tag: Tag) -> list[str]:
@@ -116,17 +117,33 @@ def content_root(soup: BeautifulSoup) -> Tag | None:
     """The element holding the page's content, when the page says which: ``<main>``,
     ``[role=main]``, a lone ``<article>``, or Sphinx's ``div.body``; None otherwise. An
     empty one (a page that fills it with JavaScript) does not count."""
-    candidates: list[Tag] = []
-    candidates.extend(soup.find_all("main", limit=1))
-    candidates.extend(soup.find_all(True, attrs={"role": "main"}, limit=1))
-    articles = soup.find_all("article", limit=2)
-    if len(articles) == 1:
-        candidates.append(articles[0])
-    candidates.extend(soup.find_all("div", class_=_MAIN_CLASSES, limit=1))
-    for candidate in candidates:
-        if _visible_text(candidate):
+    found: dict[str, Tag] = {}
+    articles = 0
+    for tag in soup.find_all(_is_root_candidate):  # one pass over the tree
+        kind = _root_kind(tag)
+        articles += kind == "article"
+        found.setdefault(kind, tag)
+    if articles != 1:
+        found.pop("article", None)
+    for kind in ("main", "role", "article", "body"):
+        candidate = found.get(kind)
+        if candidate is not None and next(candidate.stripped_strings, None) is not None:
             return candidate
     return None
+
+
+def _root_kind(tag: Tag) -> str:
+    if tag.name in ("main", "article"):
+        return tag.name
+    if str(tag.get("role", "")).lower() == "main":
+        return "role"
+    return "body"
+
+
+def _is_root_candidate(tag: Tag) -> bool:
+    if tag.name in ("main", "article") or str(tag.get("role", "")).lower() == "main":
+        return True
+    return tag.name == "div" and _MAIN_CLASS in _names(tag)
 
 
 def is_boilerplate(tag: Tag, *, in_content: bool) -> bool:
@@ -174,30 +191,39 @@ def _is_nav_bar(tag: Tag) -> bool:
     with "next", "previous" or "up" among them or as the whole text of a link."""
     if tag.name not in ("div", "p", "table", "tr", "td", "ul", "span"):
         return False
-    # Cheap test first: the bar's links are (near) direct children; this keeps the
-    # text measurement below off most elements of a page.
+    # Cheap tests first, as this runs on most blocks of a page: the bar's links are
+    # direct children, its text is short, and it says "next", "previous" or "up".
     if not any(isinstance(child, Tag) and child.name == "a" for child in tag.children):
         if tag.name not in ("table", "tr", "ul"):
             return False
+    text = _short_text(tag, _MAX_NAV_BAR_CHARS)
+    if text is None:
+        return False
+    words = _WORD.findall(text.lower())
+    if not _NAV_KEYWORDS.intersection(words):
+        return False
     links = tag.find_all("a", limit=20)
     if len(links) < 2:
         return False
-    other: list[str] = []
-    length = 0
-    for node in tag.descendants:
-        if isinstance(node, NavigableString) and node.find_parent("a") is None:
-            other.append(str(node))
-            length += len(node)
-            if length > _MAX_NAV_BAR_CHARS:
-                return False
-    other_words = set(_WORD.findall(" ".join(other).lower()))
-    if not other_words <= _NAV_WORDS:
+    link_words = [_WORD.findall(_visible_text(link).lower()) for link in links]
+    other = set(Counter(words) - Counter(word for found in link_words for word in found))
+    if not other <= _NAV_WORDS:
         return False
-    if other_words & _NAV_KEYWORDS:  # "Next: <a>Title</a>"
+    if other & _NAV_KEYWORDS:  # "Next: <a>Title</a>"
         return True
     # Or a link that says only where it goes: "<a>Next »</a>" (not "<a>TarFile.next()</a>").
-    for link in links:
-        words = set(_WORD.findall(_visible_text(link).lower()))
-        if words & _NAV_KEYWORDS and words <= _NAV_WORDS:
-            return True
-    return False
+    return any(
+        _NAV_KEYWORDS.intersection(found) and set(found) <= _NAV_WORDS for found in link_words
+    )
+
+
+def _short_text(tag: Tag, limit: int) -> str | None:
+    """The tag's text if it has at most ``limit`` characters, else None (read no further)."""
+    parts: list[str] = []
+    length = 0
+    for string in tag.strings:
+        length += len(string)
+        if length > limit:
+            return None
+        parts.append(string)
+    return " ".join(parts)
