@@ -131,7 +131,7 @@ def ocr_options(
     )
 
 
-def _out_of_time(options: OcrOptions, page: int) -> Exception:
+def out_of_time(options: OcrOptions, page: int) -> Exception:
     if options.shares_task:
         return OcrOutOfTime(f"OCR stopped at page {page}: the task's time ran out")
     return ExtractionError(
@@ -160,6 +160,11 @@ def unavailable(options: OcrOptions | None, *, off: str, no_binary: str) -> str 
         return no_binary
     wanted = [code for code in options.languages.split("+") if code]
     missing = [code for code in wanted if code not in _installed_languages()]
+    if missing:
+        # The list is cached for the worker's life; a pack installed since it started
+        # must not need a restart, so a miss lists the packs again (one subprocess).
+        _installed_languages.cache_clear()
+        missing = [code for code in wanted if code not in _installed_languages()]
     if missing:
         packages = " ".join(f"tesseract-ocr-{code}" for code in missing)
         return (
@@ -219,7 +224,7 @@ def ocr_image(image: Image.Image, options: OcrOptions, *, page: int) -> str:
     if options.deadline is not None:
         remaining = options.deadline - time.monotonic()
         if remaining <= 0:
-            raise _out_of_time(options, page)
+            raise out_of_time(options, page)
         timeout = min(timeout, remaining)
     try:
         with _one_thread():
@@ -231,10 +236,9 @@ def ocr_image(image: Image.Image, options: OcrOptions, *, page: int) -> str:
     except RuntimeError as exc:  # pytesseract's timeout
         if "timeout" in str(exc).lower():
             if timeout < options.page_timeout:  # cut short by the task's deadline
-                raise _out_of_time(options, page) from None
+                raise out_of_time(options, page) from None
             raise ExtractionError(
-                f"OCR of page {page} took longer than {options.page_timeout:g} s "
-                "(OCR_PAGE_TIMEOUT)"
+                f"OCR of page {page} took longer than {options.page_timeout:g} s (OCR_PAGE_TIMEOUT)"
             ) from None
         raise
     except pytesseract.TesseractNotFoundError:

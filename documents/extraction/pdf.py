@@ -11,25 +11,21 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 from typing import Any
 
-import pypdfium2 as pdfium
-from PIL import Image
 from pypdf import PageObject, PasswordType, PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError
 
 from .ocr import (
-    MAX_PIXELS,
     NO_TESSERACT,
     OCR_OFF,
-    RENDER_DPI,
     OcrOptions,
     check_page_count,
     ocr_image,
     report,
     unavailable,
 )
+from .pdf_render import PageRenderer
 from .pdf_tables import table_pages
 from .running_heads import running_heads, segments_without_running_heads, without_running_heads
 from .text import Parsed, Segment, clean, one_line, paragraphs
@@ -193,37 +189,15 @@ def read_scanned_pages(
         logger.warning("%d scanned PDF pages left unread: %s", len(numbers), reason)
         return {}
     check_page_count(len(numbers), ocr, what="scanned PDF")
-    # pypdf reads text; rendering needs a rasteriser: PDFium (pypdfium2, Apache/BSD).
-    try:
-        document = pdfium.PdfDocument(data)
-    except Exception as exc:  # PdfiumError: damaged beyond what PDFium repairs
-        reason = f"corrupt PDF: cannot render its scanned pages ({_short(exc)})"
-        raise ExtractionError(reason) from exc
-    try:
-        texts: dict[int, str] = {}
-        report(ocr, 0, len(numbers))
+    # pypdf reads text; rendering needs a rasteriser: PDFium (pypdfium2, Apache/BSD), in a
+    # child process with a time and memory limit per page (pdf_render.py).
+    texts: dict[int, str] = {}
+    report(ocr, 0, len(numbers))
+    with PageRenderer(data, ocr) as renderer:
         for done, number in enumerate(numbers, start=1):
-            texts[number] = ocr_image(_render(document, number), ocr, page=number)
+            texts[number] = ocr_image(renderer.render(number), ocr, page=number)
             report(ocr, done, len(numbers))
-        return texts
-    finally:
-        document.close()
-
-
-def _render(document: pdfium.PdfDocument, number: int) -> Image.Image:
-    """Page ``number`` as a grayscale image at RENDER_DPI, smaller if that would exceed
-    MAX_PIXELS (a page can claim to be metres wide)."""
-    try:
-        page = document[number - 1]
-        try:
-            width, height = page.get_size()  # in points, 1/72 inch
-            scale = min(RENDER_DPI / 72, math.sqrt(MAX_PIXELS / max(width * height, 1.0)))
-            image: Image.Image = page.render(scale=scale, grayscale=True).to_pil()
-            return image
-        finally:
-            page.close()
-    except Exception as exc:
-        raise ExtractionError(f"corrupt PDF: cannot render page {number} ({_short(exc)})") from exc
+    return texts
 
 
 def _first_page_heading(page: PageObject) -> str | None:
