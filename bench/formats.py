@@ -6,8 +6,11 @@ table rows: extraction + chunking as the worker runs them (no database, no embed
 Typical sizes: a spreadsheet of --rows rows x 6 columns (XLSX, CSV, ODS), a deck of
 --slides slides with a title, three bullets, a 5-row table and notes (PPTX), a 20-page
 report (ODT), a 20-chapter e-book (EPUB), an e-mail with one attachment (EML), a
-two-page letter (RTF). Prints one JSON line per format and a summary of table chunks
-(rows and tokens per chunk of the XLSX).
+two-page letter (RTF), and two 20-page PDFs (--pdf-pages): one that is a ruled table
+throughout and one of prose, each timed with and without table detection
+(documents/extraction/pdf_tables.py), so the cost of finding PDF tables is the difference.
+Prints one JSON line per format and a summary of table chunks (rows and tokens per chunk
+of the XLSX).
 """
 
 from __future__ import annotations
@@ -38,9 +41,18 @@ from odf.opendocument import OpenDocumentSpreadsheet, OpenDocumentText  # noqa: 
 from odf.table import Table, TableCell, TableRow  # noqa: E402
 from odf.text import H, P  # noqa: E402
 from pptx.util import Inches  # noqa: E402
+from reportlab.lib import colors  # noqa: E402
+from reportlab.lib.pagesizes import A4  # noqa: E402
+from reportlab.lib.styles import getSampleStyleSheet  # noqa: E402
+from reportlab.platypus import (  # noqa: E402
+    Paragraph,
+    SimpleDocTemplate,
+    TableStyle,  # noqa: E402
+)
+from reportlab.platypus import Table as PdfTable  # noqa: E402
 
 from documents.chunking import chunk_document  # noqa: E402
-from documents.extraction import extract  # noqa: E402
+from documents.extraction import extract, pdf  # noqa: E402
 
 SENTENCE = "The quarterly inspection found the pump bearings worn and the seals intact. "
 
@@ -163,6 +175,37 @@ def rtf() -> bytes:
     return ("{\\rtf1\\ansi{\\fonttbl\\f0 Helvetica;}\\f0 " + body + "}").encode()
 
 
+def _pdf(story: list[object]) -> bytes:
+    out = io.BytesIO()
+    SimpleDocTemplate(out, pagesize=A4).build(story)
+    return out.getvalue()
+
+
+def pdf_table(pages: int) -> bytes:
+    """A ruled table of about 38 rows a page, its header repeated on every page."""
+    header = ["Item", "Site", "Count", "Date", "Batch", "Remark"]
+    rows = [header] + [[cell[:24] for cell in _row(i)] for i in range(pages * 38 - 1)]
+    table = PdfTable(rows, repeatRows=1)
+    table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.black)]))
+    return _pdf([table])
+
+
+def pdf_prose(pages: int) -> bytes:
+    style = getSampleStyleSheet()["Normal"]
+    return _pdf([Paragraph(SENTENCE * 10, style) for _ in range(pages * 6)])
+
+
+def _without_tables(data: bytes, name: str, repeat: int) -> dict[str, object]:
+    """The same PDF read by pypdf alone: pdf.py's call of table detection finds none."""
+    original = pdf.table_pages
+    pdf.table_pages = lambda *args, **kwargs: {}
+    try:
+        result = _time(data, name, repeat)
+    finally:
+        pdf.table_pages = original
+    return {**result, "format": f"{name} (no table detection)"}
+
+
 def _time(data: bytes, name: str, repeat: int) -> dict[str, object]:
     seconds: list[float] = []
     chunks = 0
@@ -203,6 +246,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--slides", type=int, default=30)
+    parser.add_argument("--pdf-pages", type=int, default=20)
     args = parser.parse_args()
     builders: dict[str, Callable[[], bytes]] = {
         "sheet.xlsx": lambda: xlsx(args.rows),
@@ -216,6 +260,12 @@ def main() -> None:
     }
     for name, build in builders.items():
         print(json.dumps(_time(build(), name, args.repeat)), flush=True)
+    for name, data in (
+        ("table.pdf", pdf_table(args.pdf_pages)),
+        ("prose.pdf", pdf_prose(args.pdf_pages)),
+    ):
+        print(json.dumps(_time(data, name, args.repeat)), flush=True)
+        print(json.dumps(_without_tables(data, name, args.repeat)), flush=True)
     print(json.dumps({"table": _table_chunks(xlsx(args.rows))}))
 
 
