@@ -14,8 +14,10 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from documents.admin.access import StaffAccess
+from documents.selectors import collection_list_readable
 from insights.admin_evaluation import FEEDBACK_ACTIONS, QUERY_LOG_ACTIONS
 from insights.charts import bar_chart, line_chart
+from insights.drift import Drift, drift_summary
 from insights.models import Feedback, QueryLog
 from insights.quality import Quality, quality_summary
 from insights.selectors import query_log_list_visible, query_text_visible
@@ -47,6 +49,18 @@ def quality_charts(summary: Quality) -> dict[str, Any]:
             [round(100 * d.useful / d.votes, 1) if d.votes else 0 for d in summary.days],
         ),
     }
+
+
+def drift_chart(summary: Quality, drift: Drift) -> str:
+    """Mean similarity of queries to their best match (in %), per collection and day."""
+    if not drift.similarity:
+        return ""
+    labels = [d.day.strftime("%b %d") for d in summary.days]
+    series = {
+        name: [round(100 * by_day[d.day], 1) if d.day in by_day else None for d in summary.days]
+        for name, by_day in list(drift.similarity.items())[:5]
+    }
+    return line_chart("Mean similarity to the best result (%)", labels, series)
 
 
 class ReadOnly(StaffAccess):
@@ -98,11 +112,17 @@ class QueryLogAdmin(ReadOnly):
         if not self.has_view_permission(request):
             raise PermissionDenied
         summary = quality_summary(user=request.user, days=QUALITY_DAYS)
+        readable = collection_list_readable(user=request.user)
+        drift = drift_summary(
+            collections=dict(readable.values_list("pk", "name")), days=QUALITY_DAYS
+        )
         context = {
             **self.admin_site.each_context(request),
             "title": "Search quality",
             "opts": self.model._meta,
             **quality_charts(summary),
+            "drift": drift,
+            "drift_chart": drift_chart(summary, drift),
         }
         return TemplateResponse(request, "admin/insights/quality.html", context)
 

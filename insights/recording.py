@@ -59,6 +59,11 @@ def _total(timing: dict[str, float]) -> float:
     return float(sum(v for v in timing.values() if isinstance(v, int | float)))
 
 
+def _similarity(result: Any) -> float | None:
+    value = getattr(result, "semantic_score", None)
+    return None if value is None else float(value)
+
+
 def _fields(result: Any) -> dict[str, Any]:
     """What a SearchResponse, a Context or an Answer says about the search."""
     answer = ""
@@ -70,10 +75,14 @@ def _fields(result: Any) -> dict[str, Any]:
     else:
         timing = dict(result.timing_ms)
     if hasattr(result, "results"):  # a SearchResponse
-        hits = [Hit(r.chunk_id, r.document_id, float(r.score)) for r in result.results]
+        hits = [
+            Hit(r.chunk_id, r.document_id, float(r.score), _similarity(r)) for r in result.results
+        ]
         count = len(result.results)
     else:  # a Context: its passages
-        hits = [Hit(p.chunk_id, p.document_id, float(p.score)) for p in result.citations]
+        hits = [
+            Hit(p.chunk_id, p.document_id, float(p.score), _similarity(p)) for p in result.citations
+        ]
         count = len(hits)
     return {
         "query": result.query,

@@ -21,6 +21,9 @@ class Hit:
     chunk_id: int
     document_id: int
     score: float
+    # Cosine similarity to the query when the semantic leg found it (drift: how close
+    # queries come to what the collection holds); None otherwise.
+    similarity: float | None = None
 
 
 def _signed_in(user: User | None) -> bool:
@@ -67,10 +70,7 @@ def query_log_create(
         timing_ms={k: round(float(v), 3) for k, v in timing_ms.items() if v is not None},
         total_ms=round(total_ms, 3),
         result_count=len(hits) if result_count is None else result_count,
-        results=[
-            {"chunk": h.chunk_id, "document": h.document_id, "score": round(h.score, 6)}
-            for h in top
-        ],
+        results=[_result(h) for h in top],
         model=settings.EMBEDDING_MODEL_NAME,
         llm_model=llm_model,
         reranked=reranked,
@@ -88,6 +88,17 @@ def query_log_create(
     row.collection_ids = ArraySubquery(readable.order_by("pk").values("pk"))
     row.save(using="default", force_insert=True)
     return int(row.pk)
+
+
+def _result(hit: Hit) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "chunk": hit.chunk_id,
+        "document": hit.document_id,
+        "score": round(hit.score, 6),
+    }
+    if hit.similarity is not None:
+        result["similarity"] = round(hit.similarity, 6)
+    return result
 
 
 class FeedbackError(ValueError):

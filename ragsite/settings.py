@@ -494,6 +494,9 @@ QUERY_LOG_FLUSH_SECONDS = env.float("QUERY_LOG_FLUSH_SECONDS", default=0.5)
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # A qcluster serves its own /metrics (same token) on this port; 0: none (insights/apps.py).
 METRICS_WORKER_PORT = env.int("METRICS_WORKER_PORT", default=0)
+# Levels read from the database (documents, queue, chunks, drift, evaluation) are kept this
+# many seconds per process between scrapes; 0: read on every scrape.
+METRICS_CACHE_SECONDS = env.float("METRICS_CACHE_SECONDS", default=30.0)
 # A judgment set's run alerts when nDCG@10 drops by more than this against the previous
 # run or the best of the last 7 (insights/evaluation.py).
 EVAL_ALERT_DROP = env.float("EVAL_ALERT_DROP", default=0.02)

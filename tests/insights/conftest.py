@@ -13,6 +13,14 @@ OCEAN = "Oceans cover most of the Earth and hold salt water."
 SECRET = "Volcano monitoring budget for the private lab."
 
 
+@pytest.fixture(autouse=True)
+def fresh_metrics() -> None:
+    """Each test's scrape reads its own database, not a cached earlier one."""
+    from insights.metrics import metrics_cache_clear
+
+    metrics_cache_clear()
+
+
 @pytest.fixture
 def corpus(db: None, ingest: Any, user: Any) -> dict[str, Any]:
     public = CollectionFactory(slug="pub", is_public=True)
