@@ -3,10 +3,14 @@ every chunk, no row also emitted as loose lines, page numbers those of the PDF."
 
 from __future__ import annotations
 
+import functools
 import io
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
@@ -17,6 +21,7 @@ from documents.extraction import ExtractionError, extract
 from documents.extraction.pdf_tables import candidate_pages
 from search.retrieval import SearchParams, search
 from tests.factories import CollectionFactory
+from tests.robustness.test_properties import FLIPS, UNEXPECTED, _damage
 
 HEADER = ["Part number", "Description", "Warehouse"]
 HEADER_TEXT = " | ".join(HEADER)
@@ -131,3 +136,44 @@ def test_keyword_search_for_row_150_returns_a_chunk_with_the_column_names(
     # Found once: the row is not also indexed as loose lines in another chunk.
     assert document.chunks.filter(text__contains="P-00150").count() == 1
     assert chunk.first_page is not None and chunk.first_page > 1
+
+
+@functools.cache
+def _small_inventory() -> bytes:
+    return _inventory(12)
+
+
+@hypothesis_settings(max_examples=25, deadline=None)
+@given(cut=st.integers(0, 10**6), flips=FLIPS, splice=st.binary(max_size=64))
+def test_damaged_pdfs_with_tables_are_read_or_refused_with_a_reason(
+    cut: int, flips: list[tuple[int, int]], splice: bytes
+) -> None:
+    data = _damage(_small_inventory(), cut, flips, splice)
+    try:
+        result = extract(data, filename="inventory.pdf")
+    except ExtractionError as error:
+        assert str(error).strip()
+        assert not UNEXPECTED.match(str(error)), f"a reader failed unexpectedly: {error}"
+        return
+    assert "\n\n".join(result.text[b.start : b.end] for b in result.blocks) == result.text
+
+
+CELL = st.text(
+    alphabet=st.characters(whitelist_categories=("Lu", "Ll", "Nd"), max_codepoint=0x7F),
+    min_size=1,
+    max_size=12,
+)
+
+
+@hypothesis_settings(max_examples=15, deadline=None)
+@given(
+    header=st.lists(CELL, min_size=2, max_size=4, unique=True),
+    body=st.lists(st.lists(CELL, min_size=4, max_size=4), min_size=1, max_size=8),
+)
+def test_any_ruled_table_comes_back_row_by_row(header: list[str], body: list[list[str]]) -> None:
+    rows = [row[: len(header)] for row in body]
+    extracted = extract(_pdf([_table([header, *rows])]), filename="t.pdf")
+    blocks = [extracted.text[b.start : b.end] for b in extracted.blocks]
+    assert blocks == [" | ".join(header)] + [" | ".join(row) for row in rows]
+    assert all(b.table_row for b in extracted.blocks)
+    assert all(b.heading_path == (" | ".join(header),) for b in extracted.blocks[1:])
