@@ -485,12 +485,12 @@ QUERY_LOG_RETENTION_DAYS = env.int("QUERY_LOG_RETENTION_DAYS", default=30)  # th
 QUERY_LOG_ANONYMOUS_TEXT = env.bool("QUERY_LOG_ANONYMOUS_TEXT", default=True)
 QUERY_LOG_ANSWERS = env.str("QUERY_LOG_ANSWERS", default="off") == "on"  # /ask/ answers kept
 QUERY_LOG_TOP_RESULTS = env.int("QUERY_LOG_TOP_RESULTS", default=10)  # result ids per row
-# Anonymous feedback votes per address (signed-in votes count under API_THROTTLE_USER).
-FEEDBACK_THROTTLE_ANON = env.str("FEEDBACK_THROTTLE_ANON", default="30/hour")
-# /metrics answers 404 unless this is set; then it needs `Authorization: Bearer <token>`.
 # Rows are written off the request path, in bulk every this many seconds (a crash loses at
 # most that long of rows); 0: each row in its request (insights/log_writer.py).
 QUERY_LOG_FLUSH_SECONDS = env.float("QUERY_LOG_FLUSH_SECONDS", default=0.5)
+# Anonymous feedback votes per address (signed-in votes count under API_THROTTLE_USER).
+FEEDBACK_THROTTLE_ANON = env.str("FEEDBACK_THROTTLE_ANON", default="30/hour")
+# /metrics answers 404 unless this is set; then it needs `Authorization: Bearer <token>`.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # A qcluster serves its own /metrics (same token) on this port; 0: none (insights/apps.py).
 METRICS_WORKER_PORT = env.int("METRICS_WORKER_PORT", default=0)
