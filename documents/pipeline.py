@@ -51,6 +51,7 @@ from documents.lifecycle import (
 from documents.models import Chunk, Document, PendingChunk
 from documents.outage import until_database_returns
 from documents.progress import EMBEDDING, OCR, progress_report, progress_report_many
+from insights.metrics import embedding_batch_observe
 
 # A task waits for a restarted database until this long before django-q2's time limit,
 # then gives up and leaves its documents to the broker's re-delivery.
@@ -282,9 +283,11 @@ def _embed_and_stage(works: list[_Work]) -> None:
     ]
     for batch in batches:
         spec = batch[0].work.spec
+        started = time.perf_counter()
         vectors = embed_texts(
             [item.texts.embedded for item in batch], spec=spec, batch_size=batch_size
         )
+        embedding_batch_observe(seconds=time.perf_counter() - started, chunks=len(batch))
         PendingChunk.objects.bulk_create(
             [
                 PendingChunk(

@@ -88,6 +88,17 @@ TASK_SECONDS = Histogram(
     buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600),
 )
 
+EMBED_BATCH_SECONDS = Histogram(
+    "ragsite_embedding_batch_duration_seconds",
+    "Time to embed one batch of chunks in the worker (documents/pipeline.py).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+EMBED_BATCH_CHUNKS = Histogram(
+    "ragsite_embedding_batch_chunks",
+    "Chunks per embedded batch.",
+    buckets=(1, 4, 8, 16, 32, 64, 128, 256),
+)
+
 LEGS = {"embedding_ms": "embedding", "sql_ms": "sql", "assembly_ms": "assembly", "llm_ms": "llm"}
 
 
@@ -103,6 +114,12 @@ def search_observe(
     RESULTS.labels(endpoint).observe(results)
     if results == 0:
         ZERO_RESULTS.labels(endpoint, mode).inc()
+
+
+def embedding_batch_observe(*, seconds: float, chunks: int) -> None:
+    """One batch of chunks embedded by the pipeline."""
+    EMBED_BATCH_SECONDS.observe(seconds)
+    EMBED_BATCH_CHUNKS.observe(chunks)
 
 
 class RequestMetricsMiddleware:

@@ -214,3 +214,16 @@ def test_the_grafana_dashboard_uses_metrics_that_exist(
         for name in re.findall(r"ragsite_\w+", target["expr"])
     }
     assert len(used) >= 10 and used <= declared, used - declared
+
+
+def test_embedding_batches_are_timed(db: None, ingest: Any) -> None:
+    from tests.factories import CollectionFactory
+
+    def count() -> float:
+        return REGISTRY.get_sample_value("ragsite_embedding_batch_duration_seconds_count") or 0.0
+
+    chunks = REGISTRY.get_sample_value("ragsite_embedding_batch_chunks_sum") or 0.0
+    before = count()
+    ingest(CollectionFactory(), {"a.txt": "Glaciers carve valleys.", "b.txt": "Rivers meander."})
+    assert count() == before + 1  # two one-chunk documents, one batch
+    assert REGISTRY.get_sample_value("ragsite_embedding_batch_chunks_sum") == chunks + 2
