@@ -141,3 +141,12 @@ def settings_spec(*, name: str, dimensions: int | None = None) -> ModelSpec:
 
 def with_changes(spec: ModelSpec, **changes: Any) -> ModelSpec:
     return replace(spec, **changes)
+
+
+def settings_tokenizer_file() -> Path | None:
+    """The settings' model's tokenizer.json (None for a model server: the packaged
+    tokenizer then stands in), without loading or asking the model."""
+    if configured_backend() == "openai":
+        return None
+    candidate = Path(settings.EMBEDDING_MODEL_PATH or model_path()) / "tokenizer.json"
+    return candidate if candidate.is_file() else None

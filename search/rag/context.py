@@ -20,6 +20,7 @@ from django.conf import settings
 from tokenizers import Tokenizer
 
 from documents.citations import pages_label
+from documents.embedding.spec import settings_tokenizer_file
 from documents.selectors import User
 from documents.tokenizer import get_tokenizer
 from search.rag.sanitize import sanitize_text
@@ -113,7 +114,9 @@ class Context:
 
 
 def _tokenizer() -> Tokenizer:
-    return get_tokenizer(settings.RAG_TOKENIZER_PATH or None)
+    # The LLM's tokenizer when given; else the settings' embedding model's (its folder's
+    # tokenizer.json), else the packaged one.
+    return get_tokenizer(settings.RAG_TOKENIZER_PATH or settings_tokenizer_file())
 
 
 def count_tokens(text: str) -> int:

@@ -272,3 +272,24 @@ def test_bad_context_requests_name_the_field(
     response = anon_client.post(URL, payload, format="json")
     assert response.status_code == 400, response.content
     assert response.json()["detail"].startswith(field), response.json()
+
+
+def test_context_counts_in_the_settings_models_tokenizer(tmp_path: Any, settings: Any) -> None:
+    """Issue 16: no hard-wired tokenizer: a model folder's own tokenizer.json counts
+    /context/'s tokens unless RAG_TOKENIZER_PATH names the LLM's."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+
+    from search.rag.context import count_tokens
+
+    word_level = Tokenizer(WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    word_level.pre_tokenizer = Whitespace()
+    word_level.save(str(tmp_path / "tokenizer.json"))
+    text = "Mitochondria unquestionably"
+    packaged = count_tokens(text)
+    settings.EMBEDDING_MODEL_PATH = str(tmp_path)
+    assert count_tokens(text) == 2 != packaged  # one token a word in that tokenizer
+    settings.RAG_TOKENIZER_PATH = ""
+    settings.EMBEDDING_BACKEND = "openai"  # a server's model: the packaged one stands in
+    assert count_tokens(text) == packaged
