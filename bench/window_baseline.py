@@ -47,7 +47,7 @@ from django.conf import settings  # noqa: E402
 from documents.embedding import active_model_name, backend_name, embed_query, embed_texts  # noqa: E402
 from documents.extraction import ExtractionError, extract  # noqa: E402
 from documents.tokenizer import get_tokenizer  # noqa: E402
-from search.evaluation import compute_metrics, load_qrels, load_queries  # noqa: E402
+from search.evaluation import DatasetError, compute_metrics, load_qrels, load_queries  # noqa: E402
 
 PYDOC = ROOT / "bench" / "data" / "pydoc"
 LEG_DEPTH = 300  # windows per leg before fusion, as the evaluation's legs
@@ -197,10 +197,18 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     args = parser.parse_args(argv)
     if not 0 <= args.overlap < args.window:
         parser.error("--overlap must be at least 0 and less than --window")
-    qrels = load_qrels(args.qrels)
-    qrels = dict(list(qrels.items())[: args.limit]) if args.limit else qrels
-    queries = {qid: text for qid, text in load_queries(args.queries).items() if qid in qrels}
     windows = corpus_windows(args.corpus, size=args.window, overlap=args.overlap, pages=args.pages)
+    try:
+        qrels = load_qrels(args.qrels)
+        all_queries = load_queries(args.queries)
+    except DatasetError as exc:
+        parser.error(str(exc))
+    if args.pages:  # judgments of the pages left out are dropped, and queries left with none
+        present = {window.page for window in windows}
+        kept = {q: {p: g for p, g in judged.items() if p in present} for q, judged in qrels.items()}
+        qrels = {qid: judged for qid, judged in kept.items() if judged}
+    qrels = dict(list(qrels.items())[: args.limit]) if args.limit else qrels
+    queries = {qid: text for qid, text in all_queries.items() if qid in qrels}
     vectors = window_vectors(windows)
     report = {
         mode: {key: round(value, 4) for key, value in compute_metrics(run, qrels).items()}
