@@ -130,9 +130,12 @@ def chunk_parts(
 
 def card_table(text: str, heading_path: Sequence[str], terms: frozenset[str]) -> TableView | None:
     """For a result card: the chunk's first table with only the (at most CARD_ROWS) rows
-    with the most query terms, or None when the chunk holds no table."""
+    with the most query terms; None when the chunk holds no table, or when the query's
+    words are only in the chunk's prose (the text snippet shows those)."""
     paragraphs = [p for p in _BLANK_LINE.split(text) if p.strip()]
-    for index, (is_rows, rows) in enumerate(_groups(paragraphs)):
+    groups = _groups(paragraphs)
+    prose = any(not is_rows for is_rows, _ in groups)
+    for index, (is_rows, rows) in enumerate(groups):
         header = path_header(heading_path) if index == 0 else None
         repeated = header is not None
         if not is_rows or (header is None and len(rows) < 2):
@@ -142,6 +145,8 @@ def card_table(text: str, heading_path: Sequence[str], terms: frozenset[str]) ->
         hits = [len({term for _, term in term_positions(row, terms)}) for row in rows]
         # The rows with the most distinct query words (every row may share one, "EMP"),
         # in the table's order; the first rows when no row has any.
+        if prose and not any(hits):
+            return None  # the words are in the prose around the table: the snippet shows it
         chosen = [i for i, count in enumerate(hits) if count == max(hits)][:CARD_ROWS]
         return TableView(
             header=[highlight(cell, terms) for cell in header],

@@ -69,6 +69,13 @@ def test_a_lone_line_with_a_bar_is_not_a_table() -> None:
     assert card_table("Home | About", (), frozenset()) is None
 
 
+def test_a_card_whose_query_words_are_in_the_prose_keeps_its_text_snippet() -> None:
+    text = "Prices\n\nApples are cheap this week.\n\nFruit | Price\n\nApple | 3\n\nPear | 4"
+    assert card_table(text, ("Prices",), query_terms("cheap week")) is None
+    table = card_table(text, ("Prices",), query_terms("pear"))
+    assert table is not None and table.rows == [["<mark>Pear</mark>", "4"]]
+
+
 def test_the_card_shows_the_rows_with_the_query_words() -> None:
     rows = "\n\n".join(f"Person {i} | Dept {i % 7} | EMP-{i:05d} | Room {i}" for i in range(1, 9))
     table = card_table(rows, ("Staff", HEADER_TEXT), query_terms("EMP-00005"))
