@@ -117,17 +117,31 @@ def _record(
     )
 
 
-def query_log_result(*, user: Any, endpoint: str, params: Any, result: Any) -> int | None:
+def query_log_result(
+    *, user: Any, endpoint: str, params: Any, result: Any, llm_model: str = ""
+) -> int | None:
     """Log one computed search/context/answer and count it in the metrics; returns the
-    row's id (None: logging off)."""
-    return _record(user=user, endpoint=endpoint, values=_params(params), fields=_fields(result))
+    row's id (None: logging off). `llm_model`: the model answering a streamed answer,
+    whose row is written before the answer exists (its feedback needs one)."""
+    fields = _fields(result)
+    if llm_model and not fields["llm_model"]:
+        fields["llm_model"] = llm_model
+    return _record(user=user, endpoint=endpoint, values=_params(params), fields=fields)
 
 
 def query_logged(
-    response: Resp, *, request: HttpRequest, endpoint: str, params: Any, result: Any
+    response: Resp,
+    *,
+    request: HttpRequest,
+    endpoint: str,
+    params: Any,
+    result: Any,
+    llm_model: str = "",
 ) -> Resp:
     """Log the computed result and name its row in the `X-Query-Log-Id` header."""
-    pk = query_log_result(user=request.user, endpoint=endpoint, params=params, result=result)
+    pk = query_log_result(
+        user=request.user, endpoint=endpoint, params=params, result=result, llm_model=llm_model
+    )
     if pk is not None:
         response[HEADER] = str(pk)
     return response

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpResponseBase, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions
@@ -175,6 +176,7 @@ class AskView(APIView):
                     endpoint="ask",
                     params=values,
                     result=stream.context,
+                    llm_model=settings.LLM_MODEL or "llm",  # the row takes answer votes
                 )
             answer = answer_create(params=context_params(values), user=request.user)
         except SEARCH_FAILURES as exc:

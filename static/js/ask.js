@@ -63,6 +63,45 @@
     answer.appendChild(list);
   }
 
+  // "Useful / not useful" on the streamed answer, once it is complete: the same form as
+  // templates/insights/_feedback.html, sent by feedback.js (or posted without it).
+  function renderFeedback(answer, form, logId) {
+    if (!logId || !form.dataset.feedbackApi) return;
+    var feedback = el("form", "feedback");
+    feedback.method = "post";
+    feedback.action = form.dataset.feedbackPage;
+    feedback.id = "feedback-answer";
+    feedback.dataset.api = form.dataset.feedbackApi;
+    feedback.setAttribute("aria-label", "Was the answer useful?");
+    [
+      ["csrfmiddlewaretoken", form.elements.csrfmiddlewaretoken.value],
+      ["query_log", logId],
+      ["answer", "on"],
+      ["next", window.location.pathname + window.location.search],
+    ].forEach(function (pair) {
+      var input = el("input");
+      input.type = "hidden";
+      input.name = pair[0];
+      input.value = pair[1];
+      feedback.appendChild(input);
+    });
+    feedback.appendChild(el("span", "feedback-label muted", "Useful?"));
+    [["yes", "Useful"], ["no", "Not useful"]].forEach(function (pair) {
+      feedback.appendChild(document.createTextNode(" "));
+      var button = el("button", "link", pair[1]);
+      button.type = "submit";
+      button.name = "useful";
+      button.value = pair[0];
+      button.setAttribute("aria-pressed", "false");
+      feedback.appendChild(button);
+    });
+    feedback.appendChild(document.createTextNode(" "));
+    var status = el("span", "feedback-status muted");
+    status.setAttribute("role", "status");
+    feedback.appendChild(status);
+    answer.appendChild(feedback);
+  }
+
   function showError(answer, message) {
     var alert = el("p", "alert alert-error", message);
     alert.setAttribute("role", "alert");
@@ -140,6 +179,7 @@
             finish("No answer.");
           });
         }
+        var logId = response.headers.get("X-Query-Log-Id");  // the answer's row, for votes
         return readEvents(response, function (name, data) {
           // A new search replaced the results (and this answer) meanwhile: stop reading.
           if (!document.body.contains(answer)) return false;
@@ -156,6 +196,7 @@
             showError(answer, data.detail);
           } else if (name === "done") {
             finish(failed ? "The answer stopped early." : "Answer complete.");
+            if (!failed) renderFeedback(answer, form, logId);
           }
         });
       })

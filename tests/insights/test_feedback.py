@@ -239,3 +239,30 @@ def test_feedback_without_javascript_in_chromium(
         assert QueryLog.objects.count() == 1
     finally:
         context.close()
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_streamed_answer_gets_its_feedback_control_when_complete(
+    tabs: Callable[[int], Tab], ingest: Any, user: Any, llm: FakeLLM
+) -> None:
+    ingest(CollectionFactory(name="Earth", is_public=True), {"v.txt": VOLCANO, "o.txt": OCEAN})
+    llm.piece_delay = 0.2  # the control must wait for the end of the stream
+    page = tabs(1280).page
+    sign_in(page, user.username)
+    page.goto("/?q=volcano+lava")
+    ask = page.locator(".ask")
+    ask.get_by_role("button", name="Ask").click()
+    expect(ask.locator(".answer-status")).to_have_text("Writing the answer…")
+    expect(ask.locator("form.feedback")).to_have_count(0)  # not while it streams
+    expect(ask.locator(".answer-status")).to_have_text("Answer complete.")
+    control = ask.locator("form.feedback")
+    expect(control).to_have_count(1)
+    control.get_by_role("button", name="Useful", exact=True).click()
+    expect(control.get_by_role("status")).to_have_text("Thanks for the feedback.")
+    expect(control.get_by_role("button", name="Useful", exact=True)).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    vote = Feedback.objects.get()
+    assert vote.target == "answer" and vote.useful is True and vote.user == user
+    assert vote.query_log.endpoint == "ask" and vote.query_log.llm_model == "test-model"
