@@ -10,8 +10,9 @@ pdfminer is pure Python, about 0.08 s for a page of table, too slow to run on ev
 PDFium (C, already used to render scans) counts each page's path segments first: a page
 without at least a few drawn lines cannot hold a ruled table and is left to pypdf alone,
 so a PDF of prose pays only the count (about 5 ms a page). A page with more path segments
-than MAX_PATH_SEGMENTS is a drawing or chart, not a table, and is not handed to pdfminer
-either (that bounds its time on a hostile page).
+than MAX_PATH_SEGMENTS, or whose horizontal and vertical lines cross more than
+MAX_CROSSINGS times, is a drawing, chart or hostile grid, not a table, and is not handed
+to pdfminer either: that bounds pdfplumber's time on a page.
 
 For a page with tables, its text outside them comes from pdfplumber too (not from
 pypdf), band by band from top to bottom, so the reading order is kept and a table's text
@@ -21,6 +22,7 @@ pypdf: a table is a nicety, the text is not.
 
 from __future__ import annotations
 
+import ctypes
 import io
 import logging
 from collections.abc import Iterable, Sequence
@@ -40,6 +42,7 @@ logger = logging.getLogger(__name__)
 # A grid of two columns and two rows is 3 + 3 lines: 12 segments (a move and a line each).
 MIN_PATH_SEGMENTS = 12
 MAX_PATH_SEGMENTS = 20_000
+MAX_CROSSINGS = 5_000
 # A table that starts this near the top of a page, with the column count of a table that
 # ended this near the bottom of the page before, continues it (rows without a repeated
 # header row get the previous page's header).
@@ -80,22 +83,49 @@ def candidate_pages(data: bytes, numbers: Iterable[int]) -> list[int]:
 
 
 def _path_segments(document: pdfium.PdfDocument, number: int) -> int:
+    """The page's path segments, or 0 when its drawing is no table's: over
+    MAX_PATH_SEGMENTS, or a grid of more than MAX_CROSSINGS crossings (pdfplumber's cost
+    grows with the crossings of horizontal and vertical lines: a 100 x 100 grid takes
+    it 7 s; a real table of 80 rows and 20 columns has 1,600)."""
     try:
         page = document[number - 1]
     except Exception:
         return 0
     try:
         total = 0
+        rows: set[int] = set()
+        columns: set[int] = set()
         for obj in page.get_objects():  # form XObjects are descended into
-            if obj.type == pdfium_c.FPDF_PAGEOBJ_PATH:
-                total += max(pdfium_c.FPDFPath_CountSegments(obj.raw), 0)
-                if total > MAX_PATH_SEGMENTS:
-                    return 0  # a drawing, not a table
-        return total
+            if obj.type != pdfium_c.FPDF_PAGEOBJ_PATH:
+                continue
+            total += max(pdfium_c.FPDFPath_CountSegments(obj.raw), 0)
+            if total > MAX_PATH_SEGMENTS:
+                return 0  # a drawing, not a table
+            _lines(obj, rows, columns)
+        return total if len(rows) * len(columns) <= MAX_CROSSINGS else 0
     except Exception:
         return 0
     finally:
         page.close()
+
+
+def _lines(obj: Any, rows: set[int], columns: set[int]) -> None:
+    """Adds the positions (in whole points) of the path's horizontal and vertical lines."""
+    a, b, c, d, e, f = obj.get_matrix().get()
+    x, y = ctypes.c_float(), ctypes.c_float()
+    previous: tuple[float, float] | None = None
+    for index in range(pdfium_c.FPDFPath_CountSegments(obj.raw)):
+        segment = pdfium_c.FPDFPath_GetPathSegment(obj.raw, index)
+        if not pdfium_c.FPDFPathSegment_GetPoint(segment, ctypes.byref(x), ctypes.byref(y)):
+            continue
+        point = (a * x.value + c * y.value + e, b * x.value + d * y.value + f)
+        kind = pdfium_c.FPDFPathSegment_GetType(segment)
+        if previous is not None and kind == pdfium_c.FPDF_SEGMENT_LINETO:
+            if abs(point[1] - previous[1]) < 0.5:
+                rows.add(round(point[1]))
+            elif abs(point[0] - previous[0]) < 0.5:
+                columns.add(round(point[0]))
+        previous = point
 
 
 def table_pages(

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
+from reportlab.pdfgen import canvas
 from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Table, TableStyle
 from reportlab.platypus.flowables import Flowable
 
@@ -177,3 +178,24 @@ def test_any_ruled_table_comes_back_row_by_row(header: list[str], body: list[lis
     assert blocks == [" | ".join(header)] + [" | ".join(row) for row in rows]
     assert all(b.table_row for b in extracted.blocks)
     assert all(b.heading_path == (" | ".join(header),) for b in extracted.blocks[1:])
+
+
+def test_a_dense_grid_is_not_handed_to_pdfplumber() -> None:
+    """100 x 100 crossing lines: pdfplumber would spend seconds on its 10,000 crossings
+    for no table; the page is read by pypdf alone."""
+    buffer = io.BytesIO()
+    page = canvas.Canvas(buffer, pagesize=(600, 600))
+    page.drawString(10, 590, "A grid of many lines drawn over the page.")
+    for i in range(100):
+        position = 10 + 5.8 * i
+        page.line(position, 10, position, 580)
+        page.line(10, position, 590, position)
+    page.showPage()
+    page.save()
+    data = buffer.getvalue()
+    assert candidate_pages(data, [1]) == []
+    extracted = extract(data, filename="grid.pdf")
+    assert "A grid of many lines" in extracted.text
+    assert not any(b.table_row for b in extracted.blocks)
+    # A real table's lines cross a few hundred times and are still looked at.
+    assert candidate_pages(_inventory(), [1]) == [1]
