@@ -51,7 +51,6 @@ from documents.lifecycle import (
 from documents.models import Chunk, Document, PendingChunk
 from documents.outage import until_database_returns
 from documents.progress import EMBEDDING, OCR, progress_report, progress_report_many
-from insights.metrics import embedding_batch_observe
 
 # A task waits for a restarted database until this long before django-q2's time limit,
 # then gives up and leaves its documents to the broker's re-delivery.
@@ -287,6 +286,10 @@ def _embed_and_stage(works: list[_Work]) -> None:
         vectors = embed_texts(
             [item.texts.embedded for item in batch], spec=spec, batch_size=batch_size
         )
+        # Imported here: prometheus-client must not load before a qcluster has chosen
+        # its PROMETHEUS_MULTIPROC_DIR (insights/apps.py).
+        from insights.metrics import embedding_batch_observe
+
         embedding_batch_observe(seconds=time.perf_counter() - started, chunks=len(batch))
         PendingChunk.objects.bulk_create(
             [

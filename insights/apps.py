@@ -19,7 +19,8 @@ def _worker_metrics_start() -> None:
     directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):  # a previous run's counts are not this one's
-        stale.unlink()
+        if not stale.stem.endswith(f"_{os.getpid()}"):  # this process's own are live
+            stale.unlink()
     from django_q.signals import post_execute
 
     from insights.metrics import task_finished, worker_metrics_serve
