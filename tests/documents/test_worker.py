@@ -138,6 +138,7 @@ def test_a_worker_killed_mid_document_publishes_nothing_and_a_new_one_finishes_i
         extract(data, filename="long.txt"),
         max_tokens=settings.CHUNK_MAX_TOKENS,
         overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
+        min_tokens=settings.CHUNK_MIN_TOKENS,
     )
     clean_count = len(clean_spans)
     assert clean_count >= 40  # many batches of 4: the kill lands between two of them

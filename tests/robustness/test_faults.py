@@ -50,6 +50,7 @@ def _clean_spans(data: bytes, name: str) -> list[ChunkSpan]:
         extract(data, filename=name),
         max_tokens=settings.CHUNK_MAX_TOKENS,
         overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
+        min_tokens=settings.CHUNK_MIN_TOKENS,
     )
 
 

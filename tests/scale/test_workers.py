@@ -43,6 +43,7 @@ def _expected_chunks(text: str) -> int:
         extract(text.encode(), filename="x.txt"),
         max_tokens=settings.CHUNK_MAX_TOKENS,
         overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
+        min_tokens=settings.CHUNK_MIN_TOKENS,
     )
     return len(spans)
 
