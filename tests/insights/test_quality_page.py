@@ -38,6 +38,7 @@ def searches(user: Any, corpus_docs: dict[str, Any]) -> None:
                 format="json",
             )
     client.post("/api/v1/search/", {"query": "lava", "mode": "semantic"})
+    log_writer.flush()
 
 
 def test_the_quality_page_shows_the_figures(user: Any, corpus: dict[str, Any]) -> None:
