@@ -47,7 +47,7 @@ class EmbeddingSpecSerializer(serializers.Serializer):
     passage_prefix = serializers.CharField(
         max_length=100, required=False, allow_blank=True, trim_whitespace=False
     )
-    max_tokens = serializers.IntegerField(min_value=16, max_value=1_000_000, required=False)
+    max_tokens = serializers.IntegerField(min_value=16, max_value=32_768, required=False)
 
 
 class CollectionEmbeddingSerializer(serializers.Serializer):
