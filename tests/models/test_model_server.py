@@ -84,6 +84,9 @@ def test_the_server_down(served: Collection, server: FakeEmbeddingServer, ingest
     # The page: a message, not a 500.
     page = APIClient().get("/", {"q": "glaciers temperatures", "mode": "semantic"})
     assert page.status_code == 200 and "Semantic search is unavailable" in page.content.decode()
+    page = APIClient().get("/", {"q": "glaciers temperatures", "mode": "hybrid"})
+    assert "retreat as average temperatures" in page.content.decode()
+    assert "keyword results only" in page.content.decode()
 
     [document] = ingest(served, {"new.txt": "Volcanoes erupt lava over the island."})
     assert document.status == Document.Status.PENDING  # retried later, with the reason
