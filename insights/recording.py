@@ -93,7 +93,9 @@ def _fields(result: Any) -> dict[str, Any]:
         "result_count": count,
         "answer": answer,
         "llm_model": llm_model,
-        "reranked": bool(getattr(result, "reranked", False)),
+        # The models that served it (one per semantic leg) and whether a reranker ran.
+        "model": ",".join(getattr(result, "models", None) or []),
+        "reranked": getattr(result, "reranker", None) is not None,
     }
 
 

@@ -53,6 +53,7 @@ def query_log_create(
     answer: str = "",
     reranked: bool = False,
     request_id: str = "",
+    model: str = "",
 ) -> int | None:
     """The row's id, or None with QUERY_LOG=off. The row is written off the request path
     (insights/log_writer.py), or at once inside a transaction. The collections searched
@@ -71,7 +72,7 @@ def query_log_create(
         total_ms=round(total_ms, 3),
         result_count=len(hits) if result_count is None else result_count,
         results=[_result(h) for h in top],
-        model=settings.EMBEDDING_MODEL_NAME,
+        model=model[:200],
         llm_model=llm_model,
         reranked=reranked,
         answer=answer if settings.QUERY_LOG_ANSWERS else "",

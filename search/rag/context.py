@@ -111,6 +111,7 @@ class Context:
     hint: str | None = None  # for the caller, e.g. why an anonymous search found nothing
     reranker: str | None = None  # the reranker that ordered the passages, if any
     notices: list[str] = field(default_factory=list)  # the search's (e.g. a rerank skipped)
+    models: list[str] = field(default_factory=list)  # the embedding models that served it
 
 
 def _tokenizer() -> Tokenizer:
@@ -341,6 +342,7 @@ def context_build(
         anonymous=response.anonymous,
         reranker=response.reranker,
         notices=response.notices,
+        models=response.models,
     )
 
 

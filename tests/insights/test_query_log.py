@@ -47,7 +47,8 @@ def test_api_search_writes_one_row_with_what_was_searched(
     assert row.total_ms == pytest.approx(body["timing"]["total_ms"], abs=0.01)
     # Unfiltered, the user searched every collection they may read.
     assert sorted(row.collection_ids) == sorted([corpus["public"].pk, corpus["private"].pk])
-    assert row.model and not row.reranked
+    # The models that served it (the response's `models`) and no reranker.
+    assert row.model == ",".join(body["models"]) == "all-MiniLM-L6-v2" and not row.reranked
 
 
 def test_a_filtered_search_records_the_filtered_collections(

@@ -67,6 +67,13 @@ def test_the_reranker_orders_the_results_and_explains_itself(
     assert fused["reranker"] is None and fused["notices"] == []
     assert all(r["rerank_score"] is None for r in fused["results"])
     reranked = search(anon_client, rerank=True)
+    # The query log says which searches were reranked.
+    from insights.models import QueryLog
+
+    assert list(QueryLog.objects.order_by("pk").values_list("reranked", flat=True)) == [
+        False,
+        True,
+    ]
     # The server's score is word overlap: the order it implies, ties in fused order.
     expected = sorted(fused["results"], key=lambda r: -overlap(QUERY, r["text"]))
     assert names(reranked) == [r["citation"]["source_name"] for r in expected]
