@@ -216,6 +216,15 @@ def document_fail(document: Document, reason: str, *, deadline: float) -> None:
         logger.info("document %s failed: %s", document.pk, reason)
 
 
+def document_fail_unreadable(document: Document, reason: str) -> None:
+    """READY -> FAILED: a model change (documents/reembed.py) could not read the document
+    again; it cannot move to the new model, and the switch must not wait for it."""
+    Document.objects.filter(pk=document.pk, status=Status.READY).update(
+        status=Status.FAILED, error=reason[:2000], updated=timezone.now(), **progress_cleared()
+    )
+    logger.info("document %s failed in a model change: %s", document.pk, reason)
+
+
 def document_retry_later(document: Document, exc: Exception, *, deadline: float) -> None:
     """PROCESSING -> PENDING with back-off (or at once after a lost database), or FAILED
     once the attempts are used up."""

@@ -43,6 +43,7 @@ from documents.keyword_index import (
 from documents.lifecycle import (
     claimable,
     document_fail,
+    document_fail_unreadable,
     document_retry_later,
     documents_claim,
     documents_mark_ready,
@@ -125,15 +126,17 @@ def documents_stage(*, documents: list[Document], spec: ModelSpec) -> dict[int, 
     chunks stay as they are and search keeps serving them (a model change,
     documents/reembed.py, swaps them all at once). Resumes what a killed run staged.
     Returns the documents fully staged, with the fingerprint of their staged set; a
-    document that cannot be read is left out (it keeps its chunks and is reported by the
-    caller)."""
+    document that cannot be read again fails with the reason (the switch then drops its
+    old chunks instead of waiting for it)."""
     config = ChunkingConfig.from_settings()
     works: list[_Work] = []
     for document in documents:
         try:
             works.append(_prepare(document, config, spec=spec, staging_only=True))
-        except ExtractionError:
-            continue
+        except (ExtractionError, OSError) as exc:  # the same next time: no endless retry
+            document_fail_unreadable(
+                document, f"could not be read again for the model change to {spec.name}: {exc}"
+            )
     _embed_and_stage(works)
     staged: dict[int, str] = {}
     with transaction.atomic():

@@ -199,11 +199,14 @@ def reembed_finish(*, collection_id: int) -> bool:
         if any(d.staged_fingerprint != f for d, f in zip(ready, fingerprints, strict=True)):
             return False
         ids = [d.pk for d in ready]
-        keyword_unindex_documents(document_ids=ids)
-        Chunk.objects.filter(document_id__in=ids).delete()
+        # A failed document's chunks (of the old model) go too: one model per collection.
+        failed = [d.pk for d in documents if d.status == Status.FAILED]
+        keyword_unindex_documents(document_ids=ids + failed)
+        Chunk.objects.filter(document_id__in=ids + failed).delete()
         chunks_insert_from_staging(document_ids=ids, fingerprints=fingerprints)
         keyword_add_documents(document_ids=ids)
         PendingChunk.objects.filter(document_id__in=ids).delete()
+        Document.objects.filter(pk__in=failed).update(chunk_count=0)
         for document in ready:
             Document.objects.filter(pk=document.pk).update(
                 embedding_model=spec.name,

@@ -44,3 +44,24 @@ def test_a_model_change_stages_beside_and_switches_in_one_step(
     assert not set(Chunk.objects.values_list("id", flat=True)) & old_ids
     response = search(SearchParams(query="powerhouse cell", mode="semantic"), user=None)
     assert response.total == 2 and response.models == ["minilm-renamed"]
+
+
+def test_a_document_that_cannot_be_read_again_fails_and_does_not_block_the_switch(
+    collection: Any, ingest: Any
+) -> None:
+    """Found in review: the worker's staging and switch tasks re-queued each other forever
+    when a READY document's original was gone."""
+    from documents.models import Document
+
+    gone, kept = ingest(collection, {"a.txt": "Mitochondria make ATP.", "b.txt": "Glaciers melt."})
+    gone.original.storage.delete(gone.original.name)
+    spec = target_spec(model="minilm-renamed", dimensions=384)
+    collection_reembed_start(collection=collection, spec=spec)
+    reembed_stage(collection_id=collection.pk, document_ids=reembed_missing(collection))
+    gone = Document.objects.get(pk=gone.pk)
+    assert gone.status == "failed" and "model change to minilm-renamed" in gone.error
+    assert reembed_finish(collection_id=collection.pk) is True
+    assert not Chunk.objects.filter(document=gone).exists()
+    assert set(Chunk.objects.filter(document=kept).values_list("embedding_model", flat=True)) == {
+        "minilm-renamed"
+    }
