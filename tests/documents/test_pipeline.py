@@ -90,7 +90,9 @@ def test_model_failure_retries_with_backoff_then_fails_and_can_be_retried(
 ) -> None:
     from documents import embedding
 
-    settings.EMBEDDING_MODEL_PATH = "/nonexistent/model"
+    # The collection's model lives in a folder that is gone.
+    collection.embedding_location = "/nonexistent/model"
+    collection.save()
     embedding._models.clear()
     settings.INGEST_MAX_ATTEMPTS = 2
     (document,) = ingest(collection, {"a.txt": "Some text about enzymes."})
@@ -106,7 +108,8 @@ def test_model_failure_retries_with_backoff_then_fails_and_can_be_retried(
     documents_process(document_ids=[document.pk])
     document.refresh_from_db()
     assert document.status == "failed" and "gave up after 2 attempts" in document.error
-    settings.EMBEDDING_MODEL_PATH = ""
+    collection.embedding_location = ""  # the folder is back (the packaged weights)
+    collection.save()
     document_retry(document=document)
     documents_process(document_ids=[document.pk])
     document.refresh_from_db()

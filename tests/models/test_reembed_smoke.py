@@ -65,3 +65,21 @@ def test_a_document_that_cannot_be_read_again_fails_and_does_not_block_the_switc
     assert set(Chunk.objects.filter(document=kept).values_list("embedding_model", flat=True)) == {
         "minilm-renamed"
     }
+
+
+def test_manage_py_check_names_an_embedding_setting_that_cannot_work(
+    settings: Any, tmp_path: Any
+) -> None:
+    from django.core import checks
+
+    def ids() -> set[str]:
+        return {message.id for message in checks.run_checks() if message.id}
+
+    assert not {i for i in ids() if i.startswith("documents.")}
+    settings.EMBEDDING_MODEL_PATH = str(tmp_path / "nope")
+    assert "documents.E003" in ids()
+    settings.EMBEDDING_BACKEND = "openai"
+    settings.EMBEDDING_BASE_URL = ""
+    assert "documents.E002" in ids()
+    settings.EMBEDDING_BACKEND = "gpu"
+    assert "documents.E001" in ids()

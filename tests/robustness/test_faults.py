@@ -451,6 +451,10 @@ def test_a_failing_model_fails_the_document_with_its_reason_and_it_can_be_retrie
     from documents.models import Chunk, Document, PendingChunk
 
     broken = _corrupt_model(tmp_path / "model")
+    # The collection's model is that folder (what a collection created with
+    # EMBEDDING_MODEL_PATH=broken records).
+    collection.embedding_location = str(broken)
+    collection.save()
     worker = start_worker(
         EMBEDDING_MODEL_PATH=str(broken),
         INGEST_MAX_ATTEMPTS="2",
