@@ -419,9 +419,10 @@ SEARCH_DEFAULTS = {
     "keyword_depth": env.int("SEARCH_KEYWORD_DEPTH", default=200),
     "semantic_depth": env.int("SEARCH_SEMANTIC_DEPTH", default=200),
     # How hybrid search fuses its legs: rrf (by rank) or score (min-max normalised
-    # scores, alpha * semantic + (1 - alpha) * keyword); docs/benchmarks.md compares them.
-    "fusion": env.str("SEARCH_FUSION", default="rrf"),
-    "alpha": env.float("SEARCH_ALPHA", default=0.5),
+    # scores, alpha * semantic + (1 - alpha) * keyword). score with alpha 0.6: tuned on
+    # SciFact train and the pydoc tuning half (docs/benchmarks.md), never on a test split.
+    "fusion": env.str("SEARCH_FUSION", default="score"),
+    "alpha": env.float("SEARCH_ALPHA", default=0.6),
 }
 # Bounds on one request's work: each filter key adds a condition to the SQL, so
 # anonymous callers must not be able to send thousands. Depth and size are of the whole

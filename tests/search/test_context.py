@@ -87,6 +87,9 @@ def test_a_passage_too_long_for_the_budget_is_cut_at_a_token_boundary(
             top_k=3,
             max_tokens=80,
             neighbors=neighbors,
+            # Ranked so that the best chunk is not the document's first: the check below
+            # is about the neighbour before it.
+            fusion="rrf",
         )
         assert body["token_count"] <= body["budget"] == 72
         first = body["citations"][0]

@@ -59,17 +59,39 @@ def test_semantic_leg_finds_meaning_without_shared_words(corpus: Any) -> None:
 
 
 def test_hybrid_fuses_ranks_by_rrf(corpus: Any) -> None:
-    params = SearchParams(query="heart attack aspirin", mode="hybrid", rrf_k=60)
+    params = SearchParams(query="heart attack aspirin", mode="hybrid", rrf_k=60, fusion="rrf")
     result = search(params, user=None).results[0]
     assert result.source_name == "heart.txt"
     expected = 1 / (60 + result.keyword_rank) + 1 / (60 + result.semantic_rank)
     assert result.score == pytest.approx(expected)
     # A leg the chunk is missing from contributes nothing.
     weighted = search(
-        SearchParams(query="heart attack aspirin", keyword_weight=2.0, semantic_weight=0.0),
+        SearchParams(
+            query="heart attack aspirin", keyword_weight=2.0, semantic_weight=0.0, fusion="rrf"
+        ),
         user=None,
     ).results[0]
     assert weighted.score == pytest.approx(2.0 / (60 + weighted.keyword_rank))
+
+
+def test_score_fusion_mixes_min_max_normalised_legs_by_alpha(corpus: Any) -> None:
+    """The default fusion (issue 17): each leg's scores scaled to [0, 1] within the leg,
+    then alpha * semantic + (1 - alpha) * keyword; a leg a chunk is missing from adds 0."""
+
+    def run(alpha: float, mode: str = "hybrid") -> list[Any]:
+        params = SearchParams(query="heart attack aspirin", mode=mode, fusion="score", alpha=alpha)
+        return search(params, user=None).results
+
+    top = run(0.6)[0]
+    assert top.source_name == "heart.txt" and top.keyword_rank == top.semantic_rank == 1
+    assert top.score == pytest.approx(1.0)  # best in both legs
+    # alpha 1: the semantic leg's order; alpha 0: the keyword leg's (among what it found).
+    semantic_order = [r.chunk_id for r in run(1.0, "semantic")]
+    assert [r.chunk_id for r in run(1.0)][: len(semantic_order)] == semantic_order
+    keyword_order = [r.chunk_id for r in run(0.0, "keyword")]
+    assert [r.chunk_id for r in run(0.0)][: len(keyword_order)] == keyword_order
+    for result in run(0.6):
+        assert 0.0 <= result.score <= 1.0
 
 
 def test_adding_documents_changes_idf_and_ranking(corpus: Any, ingest: Any) -> None:
