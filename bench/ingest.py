@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,7 +68,16 @@ def write_corpus(dataset: Path, folder: Path, limit: int) -> int:
     return count
 
 
-def ingest_once(folder: str, count: int, backend: str) -> dict[str, Any]:
+# Issue 17's chunking changes off and on: ingestion speed must not suffer from them.
+CHUNKING_VARIANTS: dict[str, dict[str, str]] = {
+    "before": {"STRIP_BOILERPLATE": "false", "CHUNK_MIN_TOKENS": "0"},
+    "after": {},
+}
+
+
+def ingest_once(
+    folder: str, count: int, backend: str, extra_env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Steps 2 and 3 with one backend: the ingest in a fresh process, then bare encoding."""
     existing = Collection.objects.filter(slug=SLUG).first()
     if existing:
@@ -77,7 +87,12 @@ def ingest_once(folder: str, count: int, backend: str) -> dict[str, Any]:
     result = subprocess.run(
         ["/usr/bin/time", "-v", *command, "--verbosity", "0"],
         cwd=ROOT,
-        env={**os.environ, "EMBEDDING_BACKEND": backend, "DATABASE_URL": database_url()},
+        env={
+            **os.environ,
+            "EMBEDDING_BACKEND": backend,
+            "DATABASE_URL": database_url(),
+            **(extra_env or {}),
+        },
         capture_output=True,
         text=True,
         check=True,
@@ -126,7 +141,21 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--backends", default="onnx,torch", help="EMBEDDING_BACKEND values")
     parser.add_argument("--output", type=Path, default=ROOT / "bench/results/ingest.json")
+    parser.add_argument(
+        "--folder", type=Path, help="Ingest these files (e.g. var/corpora/pydoc) instead"
+    )
+    parser.add_argument(
+        "--chunking-compare",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Ingest N times each with issue 17's chunking changes off and on, alternating "
+        "(onnx), and report the medians",
+    )
     args = parser.parse_args()
+    if args.chunking_compare:
+        compare_chunking(args)
+        return
     backends = [kind.strip() for kind in args.backends.split(",") if kind.strip()]
     if "onnx" in backends:
         export_prepare()  # made once, before anything is timed
@@ -148,6 +177,42 @@ def main() -> None:
             results["onnx"]["documents_per_second"] / results["torch"]["documents_per_second"], 2
         )
     print(json.dumps(report, indent=2))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def compare_chunking(args: argparse.Namespace) -> None:
+    export_prepare()
+    if not database_exists(DATABASE):
+        database_create(DATABASE)
+    call_command("migrate", verbosity=0, interactive=False)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in CHUNKING_VARIANTS}
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.folder:
+            folder, count = str(args.folder), len([p for p in args.folder.iterdir() if p.is_file()])
+        else:
+            folder, count = scratch, write_corpus(args.dataset, Path(scratch), args.limit)
+        for _ in range(args.chunking_compare):
+            for name, env in CHUNKING_VARIANTS.items():
+                runs[name].append(ingest_once(folder, count, "onnx", env))
+                print(name, json.dumps(runs[name][-1]), flush=True)
+    medians = {
+        name: {
+            key: statistics.median(run[key] for run in rows)
+            for key in ("end_to_end_seconds", "documents_per_second", "chunks")
+        }
+        for name, rows in runs.items()
+    }
+    report = {
+        "folder": str(args.folder or args.dataset),
+        "runs": runs,
+        "medians": medians,
+        "after_vs_before_documents_per_second": round(
+            medians["after"]["documents_per_second"] / medians["before"]["documents_per_second"],
+            3,
+        ),
+    }
+    print(json.dumps({"medians": medians, **{k: v for k, v in report.items() if k != "runs"}}))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
 
