@@ -11,7 +11,9 @@ router.register("documents", DocumentViewSet, basename="api-document")
 urlpatterns = [
     path("formats/", FormatsView.as_view(), name="api-formats"),
     path(
-        "collections/<slug:slug>/reembed/",
+        # Any slug text reaches the view (a 404 there, a 405 for a method it lacks), like
+        # the router's collection routes.
+        "collections/<str:slug>/reembed/",
         CollectionReembedView.as_view(),
         name="api-collection-reembed",
     ),

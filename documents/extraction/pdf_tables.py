@@ -145,7 +145,7 @@ def table_pages(
     except Exception as exc:
         logger.warning("pdfplumber cannot open the PDF; no tables: %s", exc)
         return {}
-    with pdf:
+    try:
         for number in pages:
             try:
                 segments = _page_segments(pdf.pages[number - 1], number, carry, budget)
@@ -156,6 +156,13 @@ def table_pages(
                 continue
             if segments is not None:
                 found[number] = segments
+    finally:
+        # Not `with pdf`: closing walks every page again, and on a damaged file that
+        # raises pdfminer's errors after the work is done (found by the fuzz test).
+        try:
+            pdf.close()
+        except Exception as exc:
+            logger.warning("pdfplumber could not close a damaged PDF: %s", exc)
     return found
 
 

@@ -10,7 +10,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from insights.models import QueryLog
-from insights.request_id import NONE, request_id_var
+from insights.request_id import NONE, request_id_clear, request_id_var
 
 
 def test_a_given_request_id_is_answered_logged_and_kept_on_the_row(
@@ -47,5 +47,7 @@ def test_log_lines_name_their_request_in_the_console_format(settings: Any) -> No
     fmt = settings.LOGGING["formatters"]["plain"]["format"]
     assert "%(request_id)s" in fmt
     configure_logging(settings.LOGGING_CONFIG, settings.LOGGING)
+    # Outside any request (an earlier test's request may have left its id in this thread).
+    request_id_clear()
     record = logging.getLogger("x").makeRecord("x", logging.INFO, "f", 1, "hello", (), None)
     assert logging.Formatter(fmt).format(record).endswith("[-] hello")

@@ -35,7 +35,10 @@ def test_vector_extension_is_at_least_0_8(db: None) -> None:
     assert int(server_version) >= 180000
 
 
-def test_indexes_exist(db: None) -> None:
+def test_indexes_exist(collection: Collection) -> None:
+    from documents.vector_index import index_for, vector_indexes_sync
+
+    vector_indexes_sync()  # the worker builds the collection's model's index
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT tablename, indexname, indexdef FROM pg_indexes "
@@ -43,7 +46,11 @@ def test_indexes_exist(db: None) -> None:
         )
         rows = cursor.fetchall()
     defs = {name: definition for _, name, definition in rows}
-    assert "USING hnsw (embedding vector_cosine_ops)" in defs["chunk_embedding_hnsw"]
+    model = index_for(collection.embedding_model, collection.embedding_dimensions)
+    assert (
+        "USING hnsw (((embedding)::vector(384)) vector_cosine_ops)" in defs[model.name]
+        and "WHERE ((embedding_model)::text = 'all-MiniLM-L6-v2'::text)" in defs[model.name]
+    ), defs[model.name]
     assert "USING gin (search_vector)" in defs["chunk_search_vector_gin"]
     assert any(
         table == "documents_document" and "btree (status)" in definition
