@@ -204,27 +204,18 @@ def build(size: int, source_id: int) -> tuple[Collection, dict[str, float]]:
             with phase(f"index {name}"):
                 cursor.execute(definition)
             log(f"built {name} in {phase.seconds[f'index {name}']:.1f} s")
-        connection.connection.remove_notice_handler(show_notice)
-        cursor.execute("RESET maintenance_work_mem")
-        cursor.execute("RESET max_parallel_maintenance_workers")
-    if chunk_index_definitions() != expected:
-        raise RuntimeError("the rebuilt chunk indexes differ from the migrated ones")
-    # The model's own HNSW index (documents/vector_index.py), which the worker builds in
-    # the product: built here in the same session settings, and timed like the others.
-    vector_index = index_for(collection.embedding_model, collection.embedding_dimensions)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT set_config('maintenance_work_mem', %s, false)", [ARGS.maintenance_work_mem]
-        )
-        cursor.execute(
-            "SELECT set_config('max_parallel_maintenance_workers', %s, false)",
-            [str(ARGS.parallel_workers)],
-        )
+        # The model's own HNSW index (documents/vector_index.py), which the worker builds
+        # in the product: built here with the same session settings, timed like the others.
+        vector_index = index_for(collection.embedding_model, collection.embedding_dimensions)
         log(f"building {vector_index.name} ...")
         with phase(f"index {vector_index.name}"):
             cursor.execute(vector_index.create_sql(concurrently=False))
+        connection.connection.remove_notice_handler(show_notice)
         cursor.execute("RESET maintenance_work_mem")
         cursor.execute("RESET max_parallel_maintenance_workers")
+    migrated = {d for d in chunk_index_definitions() if vector_index.name not in d}
+    if migrated != expected:
+        raise RuntimeError("the rebuilt chunk indexes differ from the migrated ones")
     phase.seconds["index"] = round(
         sum(seconds for name, seconds in phase.seconds.items() if name.startswith("index ")), 2
     )

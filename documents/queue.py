@@ -133,28 +133,27 @@ def enqueue_reembed_stage(collection_id: int, document_ids: list[int]) -> None:
 def enqueue_reembed_finish(collection_id: int, *, delay: timedelta | None) -> None:
     """Try a collection's model switch now or after ``delay`` (documents in processing
     are waited for)."""
+    what = f"reembed switch {collection_id}"
     if delay is None:
-        async_task(REEMBED_FINISH_TASK, collection_id, task_name=f"reembed switch {collection_id}")
+        async_task(REEMBED_FINISH_TASK, collection_id, task_name=what)
         return
-    Schedule.objects.create(
-        func=REEMBED_FINISH_TASK,
-        args=f"{int(collection_id)}",
-        schedule_type=Schedule.ONCE,
-        repeats=1,
-        next_run=timezone.now() + delay,
-        name=f"reembed switch {collection_id} at {timezone.now().isoformat()}",
-    )
+    _run_once(REEMBED_FINISH_TASK, f"{int(collection_id)}", delay, what)
 
 
 def schedule_retry(*, document_id: int, delay: timedelta) -> None:
     """django-q2 retries at a fixed interval, so back-off is a one-off schedule of ours."""
+    _run_once(PROCESS_TASK, f"[{int(document_id)}]", delay, f"retry document {document_id}")
+
+
+def _run_once(func: str, args: str, delay: timedelta, what: str) -> None:
+    """A one-off schedule: ``func(*args)`` once, ``delay`` from now."""
     Schedule.objects.create(
-        func=PROCESS_TASK,
-        args=f"[{int(document_id)}]",
+        func=func,
+        args=args,
         schedule_type=Schedule.ONCE,
         repeats=1,
         next_run=timezone.now() + delay,
-        name=f"retry document {document_id} at {timezone.now().isoformat()}",
+        name=f"{what} at {timezone.now().isoformat()}",
     )
 
 
