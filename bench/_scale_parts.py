@@ -157,7 +157,8 @@ def hnsw_recall(collection: Collection, embeddings: np.ndarray) -> float:
     """Recall@10 by distance: a result counts if it lies within the exact 10th distance,
     with hnsw.ef_search at the product's default candidate depth."""
     hits = 0
-    index = index_for(collection.embedding_model, collection.embedding_dimensions)
+    own = collection.pk if collection.vector_index_dedicated else None
+    index = index_for(collection.embedding_model, collection.embedding_dimensions, own)
     vector_type = f"{index.kind}({index.dimensions})"
     # The model index's own expression and predicate, so that the planner can use it.
     sql = (

@@ -55,6 +55,13 @@ def _arguments() -> argparse.Namespace:
         default=max(1, (os.cpu_count() or 2) - 1),
         help="max_parallel_maintenance_workers for the index builds",
     )
+    parser.add_argument(
+        "--target",
+        type=int,
+        default=0,
+        help="also a collection of this many chunks beside the set, measured with the shared"
+        " index and then with its own (the dedicated index of issue 19)",
+    )
     parser.add_argument("--rebuild", action="store_true", help="rebuild even if complete")
     parser.add_argument("--drop", action="store_true", help="drop the database when done")
     return parser.parse_args()
@@ -70,7 +77,7 @@ from bench.benchdb import (  # noqa: E402
     use_database,
 )
 
-DATABASE = use_database(f"scale_{ARGS.size}")
+DATABASE = use_database(f"scale_{ARGS.size}" + (f"_t{ARGS.target}" if ARGS.target else ""))
 
 import django  # noqa: E402
 
@@ -113,35 +120,16 @@ def show_notice(notice: Any) -> None:
     log(f"PostgreSQL: {notice.message_primary}")
 
 
-def build(size: int, source_id: int) -> tuple[Collection, dict[str, float]]:
-    phase = Phases()
-    started = time.perf_counter()
-    with phase("migrate"):
-        database_create(DATABASE, replace=True)
-        call_command("migrate", verbosity=0, interactive=False)
-        indexes = costly_indexes()
-        expected = chunk_index_definitions()
-        with connection.cursor() as cursor:
-            for name, _ in indexes:
-                cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
-    log(
-        f"database {DATABASE} migrated ({phase.seconds['migrate']:.1f} s); dropped "
-        f"{', '.join(name for name, _ in indexes)} for the load"
-    )
+def target_slug() -> str:
+    return f"scale-{ARGS.size}-target-{ARGS.target}"
 
+
+def _load_collection(
+    slug: str, size: int, synthesizer: Synthesizer, phase: Phases, started: float
+) -> Collection:
+    """One collection of `size` synthetic chunks, loaded by the bulk path."""
     with phase("generate"):
-        rows = list(
-            Chunk.objects.using(PRODUCT)
-            .filter(collection_id=source_id)
-            .order_by("id")
-            .values_list("text", "embedding")
-        )
-        synthesizer = Synthesizer(
-            [text for text, _ in rows],
-            np.array([vector for _, vector in rows], dtype=np.float32),
-            seed=size,
-        )
-        collection = collection_create(owner=None, name=f"Scale set {size}", slug=f"scale-{size}")
+        collection = collection_create(owner=None, name=f"Scale set {slug}", slug=slug)
         model = active_model_name()
         Document.objects.bulk_create(
             (
@@ -151,7 +139,7 @@ def build(size: int, source_id: int) -> tuple[Collection, dict[str, float]]:
                     original="scale/synthetic.txt",
                     source_name="synthetic.txt",
                     mime_type="text/plain",
-                    sha256=f"{size}-{d}",
+                    sha256=f"{slug}-{d}",
                     status=Document.Status.READY,
                     chunk_count=min(CHUNKS_PER_DOCUMENT, size - d * CHUNKS_PER_DOCUMENT),
                     embedding_model=model,
@@ -188,6 +176,41 @@ def build(size: int, source_id: int) -> tuple[Collection, dict[str, float]]:
             log("average chunk length drifted: rebuilding the BM25 weights")
             with transaction.atomic():
                 keyword_index_rebuild_collection(collection_id=collection.pk, reanalyse=False)
+    return collection
+
+
+def build(size: int, source_id: int) -> tuple[Collection, dict[str, float]]:
+    phase = Phases()
+    started = time.perf_counter()
+    with phase("migrate"):
+        database_create(DATABASE, replace=True)
+        call_command("migrate", verbosity=0, interactive=False)
+        indexes = costly_indexes()
+        expected = chunk_index_definitions()
+        with connection.cursor() as cursor:
+            for name, _ in indexes:
+                cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
+    log(
+        f"database {DATABASE} migrated ({phase.seconds['migrate']:.1f} s); dropped "
+        f"{', '.join(name for name, _ in indexes)} for the load"
+    )
+
+    with phase("generate"):
+        rows = list(
+            Chunk.objects.using(PRODUCT)
+            .filter(collection_id=source_id)
+            .order_by("id")
+            .values_list("text", "embedding")
+        )
+        synthesizer = Synthesizer(
+            [text for text, _ in rows],
+            np.array([vector for _, vector in rows], dtype=np.float32),
+            seed=size,
+        )
+    collection = _load_collection(f"scale-{size}", size, synthesizer, phase, started)
+    if ARGS.target:
+        target_synthesizer = Synthesizer(synthesizer.texts, synthesizer.vectors, seed=size + 1)
+        _load_collection(target_slug(), ARGS.target, target_synthesizer, phase, started)
 
     with connection.cursor() as cursor:
         cursor.execute(
@@ -250,7 +273,44 @@ def reusable(size: int) -> tuple[Collection, dict[str, float]] | None:
         return None
     if Chunk.objects.filter(collection=collection).count() != size:
         return None
+    if ARGS.target and Chunk.objects.filter(collection__slug=target_slug()).count() != ARGS.target:
+        return None
     return collection, json.loads(collection.description[len(COMPLETE) :])
+
+
+def measure_target(queries: list[str]) -> dict[str, Any]:
+    """The target collection searched through the shared model index (filtered by
+    collection, iterative scan), then through an index of its own, built as the worker
+    builds it (documents/vector_index.py) with the build timed."""
+    target = Collection.objects.get(slug=target_slug())
+    own = index_for(target.embedding_model, target.embedding_dimensions, collection_id=target.pk)
+    embeddings = embed_texts(queries[: min(50, len(queries))])
+    results: dict[str, Any] = {"chunks": ARGS.target}
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP INDEX IF EXISTS {own.name}")
+    Collection.objects.filter(pk=target.pk).update(vector_index_dedicated=False)
+    target.refresh_from_db()
+    log(f"{target.slug}: measuring through the shared index ...")
+    results["shared"] = {
+        "latency": measure(target, queries),
+        "hnsw_recall@10": round(hnsw_recall(target, embeddings), 4),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('maintenance_work_mem', %s, false)", [ARGS.maintenance_work_mem]
+        )
+        started = time.perf_counter()
+        cursor.execute(own.create_sql(concurrently=True))
+        results["own_index_build_seconds"] = round(time.perf_counter() - started, 2)
+        cursor.execute("RESET maintenance_work_mem")
+    Collection.objects.filter(pk=target.pk).update(vector_index_dedicated=True)
+    target.refresh_from_db()
+    log(f"{target.slug}: own index built in {results['own_index_build_seconds']} s; measuring ...")
+    results["own"] = {
+        "latency": measure(target, queries),
+        "hnsw_recall@10": round(hnsw_recall(target, embeddings), 4),
+    }
+    return results
 
 
 def main() -> None:
@@ -275,12 +335,14 @@ def main() -> None:
     latency = measure(collection, queries)
     log("measuring HNSW recall ...")
     recall = hnsw_recall(collection, embed_texts(queries[: min(50, len(queries))]))
-    report = {
+    report: dict[str, Any] = {
         "latency": latency,
         "hnsw_recall@10": round(recall, 4),
         "build_seconds": build_seconds,
         "database": DATABASE,
     }
+    if ARGS.target:
+        report["target"] = measure_target(queries)
     ARGS.result.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({ARGS.size: report}), flush=True)
     if ARGS.drop:
