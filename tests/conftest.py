@@ -5,7 +5,7 @@ database on it."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,12 +66,12 @@ def _test_settings(tmp_path_factory: pytest.TempPathFactory, settings: Any) -> N
 
 @pytest.fixture
 def user(db: None) -> Any:
-    return UserFactory()
+    return UserFactory.create()
 
 
 @pytest.fixture
 def staff_user(db: None) -> Any:
-    return UserFactory(is_staff=True, is_superuser=True)
+    return UserFactory.create(is_staff=True, is_superuser=True)
 
 
 @pytest.fixture
@@ -88,15 +88,15 @@ def user_client(user: Any) -> APIClient:
 
 @pytest.fixture
 def collection(db: None, user: Any) -> Any:
-    return CollectionFactory(owner=user)
+    return CollectionFactory.create(owner=user)
 
 
 @pytest.fixture
 def public_collection(db: None) -> Any:
-    return CollectionFactory(is_public=True)
+    return CollectionFactory.create(is_public=True)
 
 
-def ingest_files(collection: Any, files: dict[str, bytes | str], **kwargs: Any) -> list[Any]:
+def ingest_files(collection: Any, files: Mapping[str, bytes | str], **kwargs: Any) -> list[Any]:
     """Upload files and process them in this process, through the real pipeline."""
     from django.core.files.base import ContentFile
 

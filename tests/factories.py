@@ -1,4 +1,5 @@
-"""factory_boy factories; each is typed so `Factory()` is known to return its model."""
+"""factory_boy factories. Call `XFactory.create()`, not `XFactory()`: only `create` is typed
+to return the model (the metaclass's `__call__` is untyped in factory_boy 3.3)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from typing import Any
 import factory
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 
 from documents.models import Chunk, Collection, Document
 
 
-class UserFactory(factory.django.DjangoModelFactory[AbstractUser]):
+class UserFactory(factory.django.DjangoModelFactory[User]):  # the default user model
     class Meta:
         model = get_user_model()
 

@@ -17,7 +17,9 @@ from tests.factories import CollectionFactory
 
 @pytest.fixture
 def collections(db: None) -> tuple[Any, Any]:
-    return CollectionFactory(is_public=True, slug="open"), CollectionFactory(slug="closed")
+    return CollectionFactory.create(is_public=True, slug="open"), CollectionFactory.create(
+        slug="closed"
+    )
 
 
 def _slugs(response: Any) -> set[str]:
@@ -41,7 +43,7 @@ def test_anonymous_cannot_write(collections: Any) -> None:
 def test_signed_in_user_reads_public_and_own_and_creates(user: Any, collections: Any) -> None:
     client = Client()
     client.force_login(user)
-    CollectionFactory(slug="own", owner=user)
+    CollectionFactory.create(slug="own", owner=user)
     assert _slugs(client.get("/api/v1/collections/")) == {"open", "own"}
     response = client.post(
         "/api/v1/collections/",
@@ -122,7 +124,7 @@ def test_user_creates_and_revokes_own_tokens_through_the_api(user_client: APICli
 def test_users_cannot_see_or_revoke_others_tokens(user: Any, user_client: APIClient) -> None:
     from tests.factories import UserFactory
 
-    other_token, _ = token_create(user=UserFactory(), name="theirs")
+    other_token, _ = token_create(user=UserFactory.create(), name="theirs")
     assert user_client.get("/api/v1/tokens/").json()["results"] == []
     assert user_client.delete(f"/api/v1/tokens/{other_token.pk}/").status_code == 404
 

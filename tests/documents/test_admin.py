@@ -119,8 +119,7 @@ def test_a_single_file_gets_the_title_given_and_duplicates_are_reported(
     again = _upload(admin_client, collection, [SimpleUploadedFile("copy.txt", data)])
     # The message names the file the user chose, so they know which one was a repeat.
     assert (
-        "Queued 0 document(s) for processing; already uploaded: copy.txt."
-        in again.content.decode()
+        "Queued 0 document(s) for processing; already uploaded: copy.txt." in again.content.decode()
     )
     assert Document.objects.count() == 1
 
@@ -312,7 +311,7 @@ def test_editing_title_and_metadata_keeps_the_chunks(
 
 def test_non_staff_users_are_sent_to_the_admin_login(db: None) -> None:
     client = Client()
-    client.force_login(UserFactory())
+    client.force_login(UserFactory.create())
     for url in (UPLOAD_URL, CHANGELIST_URL):
         response = client.get(url)
         assert response.status_code == 302
@@ -322,13 +321,13 @@ def test_non_staff_users_are_sent_to_the_admin_login(db: None) -> None:
 
 
 def test_staff_upload_only_into_collections_they_may_write(db: None) -> None:
-    owner = UserFactory(is_staff=True)
-    theirs = CollectionFactory(name="Theirs", owner=owner)
-    shared = CollectionFactory(name="Shared")
-    readable = CollectionFactory(name="Readable")
+    owner = UserFactory.create(is_staff=True)
+    theirs = CollectionFactory.create(name="Theirs", owner=owner)
+    shared = CollectionFactory.create(name="Shared")
+    readable = CollectionFactory.create(name="Readable")
     CollectionGrant.objects.create(collection=shared, user=owner, permission="write")
     CollectionGrant.objects.create(collection=readable, user=owner, permission="read")
-    stranger_collection = CollectionFactory(name="Stranger")
+    stranger_collection = CollectionFactory.create(name="Stranger")
     client = Client()
     client.force_login(owner)
     page = client.get(UPLOAD_URL).content.decode()
@@ -343,14 +342,14 @@ def test_staff_upload_only_into_collections_they_may_write(db: None) -> None:
 
 
 def test_staff_see_and_change_only_what_they_own_or_were_granted(db: None, ingest: Any) -> None:
-    staff = UserFactory(is_staff=True)
-    own = CollectionFactory(name="Own", owner=staff)
-    readable = CollectionFactory(name="Readable")
+    staff = UserFactory.create(is_staff=True)
+    own = CollectionFactory.create(name="Own", owner=staff)
+    readable = CollectionFactory.create(name="Readable")
     CollectionGrant.objects.create(collection=readable, user=staff, permission="read")
-    hidden = CollectionFactory(name="Hidden", is_public=True)  # public, but not granted
-    mine, = ingest(own, {"mine.txt": "Owned text about tides."})
-    theirs, = ingest(readable, {"theirs.txt": "Readable text about winds."})
-    secret, = ingest(hidden, {"hidden.txt": "Public text about rain."})
+    hidden = CollectionFactory.create(name="Hidden", is_public=True)  # public, but not granted
+    (mine,) = ingest(own, {"mine.txt": "Owned text about tides."})
+    (theirs,) = ingest(readable, {"theirs.txt": "Readable text about winds."})
+    (secret,) = ingest(hidden, {"hidden.txt": "Public text about rain."})
     client = Client()
     client.force_login(staff)
     collections = client.get("/admin/documents/collection/").content.decode()
@@ -389,8 +388,8 @@ def test_staff_see_and_change_only_what_they_own_or_were_granted(db: None, inges
 
 
 def test_the_owner_grants_access_in_the_admin(db: None, ingest: Any) -> None:
-    owner, colleague = UserFactory(is_staff=True), UserFactory()
-    collection = CollectionFactory(name="Team", slug="team", owner=owner)
+    owner, colleague = UserFactory.create(is_staff=True), UserFactory.create()
+    collection = CollectionFactory.create(name="Team", slug="team", owner=owner)
     client = Client()
     client.force_login(owner)
     response = client.post(
@@ -470,7 +469,7 @@ def test_regex_lookups_are_refused_with_a_400(admin_client: Client, query: str) 
 
 
 def test_the_collection_filter_still_filters(admin_client: Client, ingest: Any) -> None:
-    first, second = CollectionFactory(name="First"), CollectionFactory(name="Second")
+    first, second = CollectionFactory.create(name="First"), CollectionFactory.create(name="Second")
     (one,) = ingest(first, {"one.txt": "Only in the first collection."})
     ingest(second, {"two.txt": "Only in the second collection."})
     page = admin_client.get(f"{CHANGELIST_URL}?collection__id__exact={first.pk}")

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, expect
 
 from documents.models import Document, WorkerBeat
 from tests.factories import CollectionFactory, DocumentFactory, UserFactory
@@ -48,17 +48,17 @@ def _age(document: Document, seconds: int) -> None:
 
 @pytest.mark.django_db
 def test_status_endpoint_answers_the_rows_asked_for_that_the_staff_member_may_see() -> None:
-    staff = UserFactory(is_staff=True)
-    mine = CollectionFactory(owner=staff)
-    theirs = CollectionFactory()
-    busy = DocumentFactory(
+    staff = UserFactory.create(is_staff=True)
+    mine = CollectionFactory.create(owner=staff)
+    theirs = CollectionFactory.create()
+    busy = DocumentFactory.create(
         collection=mine,
         status="processing",
         progress_phase="embedding",
         progress_done=12,
         progress_total=40,
     )
-    hidden = DocumentFactory(collection=theirs, status="pending")
+    hidden = DocumentFactory.create(collection=theirs, status="pending")
     client = _staff_client(staff)
 
     body = client.get(STATUS_URL, {"ids": f"{busy.pk},{hidden.pk}"}).json()
@@ -80,7 +80,7 @@ def test_status_endpoint_answers_the_rows_asked_for_that_the_staff_member_may_se
         assert "comma-separated numbers" in response.json()["detail"]
 
     # Signed out, or not staff: the admin's sign-in page, no data.
-    for outsider in (Client(), _staff_client(UserFactory(is_staff=False))):
+    for outsider in (Client(), _staff_client(UserFactory.create(is_staff=False))):
         response = outsider.get(STATUS_URL, {"ids": str(busy.pk)})
         assert response.status_code == 302 and "/admin/login/" in response["Location"]
 
@@ -90,8 +90,8 @@ def test_an_upload_shows_its_batch_and_the_list_tells_when_no_worker_runs(
     settings: Any,
 ) -> None:
     settings.WORKER_STALE_SECONDS = 180
-    staff = UserFactory(is_staff=True)
-    collection = CollectionFactory(owner=staff)
+    staff = UserFactory.create(is_staff=True)
+    collection = CollectionFactory.create(owner=staff)
     client = _staff_client(staff)
     response = client.post(
         UPLOAD_URL,
@@ -217,8 +217,8 @@ def test_the_list_updates_in_place_while_a_real_worker_processes_an_upload(
     media_root: Path,
     tmp_path: Path,
 ) -> None:
-    staff = UserFactory(is_staff=True, is_superuser=True)
-    CollectionFactory(name="Glaciology", slug="glaciology", owner=staff)
+    staff = UserFactory.create(is_staff=True, is_superuser=True)
+    CollectionFactory.create(name="Glaciology", slug="glaciology", owner=staff)
     worker = Worker(
         database_url=database_url(), media_root=media_root, log_path=tmp_path / "qcluster.log"
     )
@@ -230,10 +230,10 @@ def test_the_list_updates_in_place_while_a_real_worker_processes_an_upload(
         page.get_by_role("combobox", name="Collection").select_option(label="Glaciology")
         page.get_by_label("Files").set_input_files(
             [
-                {"name": "glaciers.txt", "mimeType": "text/plain", "buffer": GLACIERS.encode()},
-                {"name": LONG_NAME, "mimeType": "text/plain", "buffer": b"Moraines mark ice."},
+                FilePayload(name="glaciers.txt", mimeType="text/plain", buffer=GLACIERS.encode()),
+                FilePayload(name=LONG_NAME, mimeType="text/plain", buffer=b"Moraines mark ice."),
                 # Looks like a PDF, is not one: it fails, with its reason in the list.
-                {"name": "broken.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4 no"},
+                FilePayload(name="broken.pdf", mimeType="application/pdf", buffer=b"%PDF-1.4 no"),
             ]
         )
         page.get_by_role("button", name="Upload").click()
@@ -278,9 +278,9 @@ def test_without_javascript_or_a_worker_the_list_still_explains_itself(
     open_page: Callable[..., Page], settings: Any
 ) -> None:
     settings.WORKER_STALE_SECONDS = 180
-    staff = UserFactory(is_staff=True, is_superuser=True)
-    collection = CollectionFactory(name="Glaciology", owner=staff)
-    waiting = DocumentFactory(collection=collection, status="pending", title="Waiting " * 30)
+    staff = UserFactory.create(is_staff=True, is_superuser=True)
+    collection = CollectionFactory.create(name="Glaciology", owner=staff)
+    waiting = DocumentFactory.create(collection=collection, status="pending", title="Waiting " * 30)
     _age(waiting, 60)
     page = open_page(javascript=False)
     _sign_in(page, staff.username)

@@ -84,7 +84,7 @@ def test_list_filters_by_collection_and_status(
 ) -> None:
     from tests.factories import CollectionFactory
 
-    other = CollectionFactory(owner=user)
+    other = CollectionFactory.create(owner=user)
     _upload(user_client, collection, "a.txt", b"alpha")
     _upload(user_client, other, "b.txt", b"beta")
     listed = user_client.get(f"/api/v1/documents/?collection={collection.slug}").json()

@@ -185,7 +185,7 @@ def test_a_footer_naming_the_next_page_does_not_match_its_title(
     db: None, ingest: Any, settings: Any, strip: bool
 ) -> None:
     settings.STRIP_BOILERPLATE = strip
-    collection = CollectionFactory(slug="tides")
+    collection = CollectionFactory.create(slug="tides")
     names = ("springs.html", "safety.html")
     documents = ingest(collection, {n: (PAGES / "docbook" / n).read_bytes() for n in names})
     assert all(d.status == "ready" for d in documents), [d.error for d in documents]

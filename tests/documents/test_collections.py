@@ -73,7 +73,7 @@ def test_a_language_change_in_the_admin_reindexes_too(
     run_tasks_inline: list[str],
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    collection = CollectionFactory(owner=staff_user, is_public=True)
+    collection = CollectionFactory.create(owner=staff_user, is_public=True)
     ingest(collection, GERMAN)
     client = Client()
     client.force_login(staff_user)
@@ -102,8 +102,13 @@ def test_the_admin_offers_only_installed_languages(staff_user: Any) -> None:
     assert '<option value="german">' in page and '<option value="english" selected>' in page
     response = client.post(
         "/admin/documents/collection/add/",
-        {"name": "K", "slug": "k", "search_config": "klingon", "grants-TOTAL_FORMS": "0",
-         "grants-INITIAL_FORMS": "0"},
+        {
+            "name": "K",
+            "slug": "k",
+            "search_config": "klingon",
+            "grants-TOTAL_FORMS": "0",
+            "grants-INITIAL_FORMS": "0",
+        },
     )
     assert response.status_code == 200 and "klingon is not one of" in response.content.decode()
     assert not Collection.objects.filter(slug="k").exists()
@@ -113,13 +118,18 @@ def test_the_admin_offers_only_installed_languages(staff_user: Any) -> None:
 def test_collections_created_in_the_admin_are_owned_by_their_creator(
     db: None, superuser: bool
 ) -> None:
-    staff = UserFactory(is_staff=True, is_superuser=superuser)
+    staff = UserFactory.create(is_staff=True, is_superuser=superuser)
     client = Client()
     client.force_login(staff)
     response = client.post(
         "/admin/documents/collection/add/",
-        {"name": "Mine", "slug": "mine", "search_config": "simple", "grants-TOTAL_FORMS": "0",
-         "grants-INITIAL_FORMS": "0"},
+        {
+            "name": "Mine",
+            "slug": "mine",
+            "search_config": "simple",
+            "grants-TOTAL_FORMS": "0",
+            "grants-INITIAL_FORMS": "0",
+        },
     )
     assert response.status_code == 302, response.content.decode()[-2000:]
     created = Collection.objects.get(slug="mine")
@@ -127,13 +137,19 @@ def test_collections_created_in_the_admin_are_owned_by_their_creator(
 
 
 def test_a_superuser_may_give_a_new_collection_another_owner(db: None) -> None:
-    root, other = UserFactory(is_staff=True, is_superuser=True), UserFactory()
+    root, other = UserFactory.create(is_staff=True, is_superuser=True), UserFactory.create()
     client = Client()
     client.force_login(root)
     client.post(
         "/admin/documents/collection/add/",
-        {"name": "Theirs", "slug": "theirs", "owner": other.pk, "search_config": "english",
-         "grants-TOTAL_FORMS": "0", "grants-INITIAL_FORMS": "0"},
+        {
+            "name": "Theirs",
+            "slug": "theirs",
+            "owner": other.pk,
+            "search_config": "english",
+            "grants-TOTAL_FORMS": "0",
+            "grants-INITIAL_FORMS": "0",
+        },
     )
     assert Collection.objects.get(slug="theirs").owner == other
 
@@ -154,7 +170,7 @@ def test_a_put_without_language_keeps_it(user_client: APIClient, collection: Col
 def test_a_taken_slug_is_refused_in_the_same_words_whether_visible_or_not(
     user_client: APIClient, collection: Collection
 ) -> None:
-    CollectionFactory(slug="hidden", owner=UserFactory())
+    CollectionFactory.create(slug="hidden", owner=UserFactory.create())
     answers = [
         user_client.post("/api/v1/collections/", {"name": "x", "slug": slug}, format="json")
         for slug in ["hidden", collection.slug]
@@ -167,7 +183,7 @@ def test_a_taken_slug_is_refused_in_the_same_words_whether_visible_or_not(
 
 @pytest.mark.django_db(transaction=True)
 def test_simultaneous_creates_of_one_slug_give_one_201_and_400s() -> None:
-    users = [UserFactory() for _ in range(12)]
+    users = [UserFactory.create() for _ in range(12)]
     barrier = Barrier(len(users))
 
     def create(user: Any) -> int:
@@ -192,7 +208,7 @@ def test_simultaneous_creates_of_one_slug_give_one_201_and_400s() -> None:
 def test_simultaneous_admin_creates_of_one_slug_never_500() -> None:
     """The admin form's slug check passes for every racer; the losers' saves fail in
     the service and come back to the form with the reason, not as a 500."""
-    staff = [UserFactory(is_staff=True) for _ in range(8)]
+    staff = [UserFactory.create(is_staff=True) for _ in range(8)]
     barrier = Barrier(len(staff))
 
     def create(user: Any) -> tuple[int, str]:
@@ -202,8 +218,13 @@ def test_simultaneous_admin_creates_of_one_slug_never_500() -> None:
         try:
             response = client.post(
                 "/admin/documents/collection/add/",
-                {"name": "Race", "slug": "admin-race", "search_config": "english",
-                 "grants-TOTAL_FORMS": "0", "grants-INITIAL_FORMS": "0"},
+                {
+                    "name": "Race",
+                    "slug": "admin-race",
+                    "search_config": "english",
+                    "grants-TOTAL_FORMS": "0",
+                    "grants-INITIAL_FORMS": "0",
+                },
                 follow=True,
             )
         finally:
@@ -254,7 +275,7 @@ def test_granting_is_throttled(
 def test_an_unknown_grantee_is_named_only_to_the_owner(
     user_client: APIClient, collection: Collection, user: Any
 ) -> None:
-    reader = UserFactory()
+    reader = UserFactory.create()
     CollectionGrant.objects.create(collection=collection, user=reader, permission="write")
     other = APIClient()
     other.force_authenticate(reader)

@@ -88,7 +88,7 @@ def test_ingest_glob_takes_only_matching_files_and_rerun_reports_duplicates(
 
 
 def test_ingest_into_an_existing_collection_with_metadata(db: None, tree: Path) -> None:
-    existing = CollectionFactory(slug="existing", name="Existing")
+    existing = CollectionFactory.create(slug="existing", name="Existing")
     _run(
         "ingest",
         str(tree / "readme.txt"),
@@ -141,8 +141,8 @@ def test_embed_pending_processes_documents_left_waiting(db: None, collection: Co
 
 
 def test_reembed_queues_one_collection_and_embed_pending_finishes_it(db: None, ingest: Any) -> None:
-    target = CollectionFactory(slug="target")
-    other = CollectionFactory(slug="other")
+    target = CollectionFactory.create(slug="target")
+    other = CollectionFactory.create(slug="other")
     ingest(target, {"a.txt": "alpha enzymes", "b.txt": "beta enzymes"})
     ingest(other, {"c.txt": "gamma enzymes"})
     chunks_before = set(Chunk.objects.filter(collection=target).values_list("pk", flat=True))
@@ -168,15 +168,15 @@ def test_reembed_queues_one_collection_and_embed_pending_finishes_it(db: None, i
 
 
 def test_reembed_without_collection_queues_everything(db: None, ingest: Any) -> None:
-    ingest(CollectionFactory(), {"a.txt": "alpha"})
-    ingest(CollectionFactory(), {"b.txt": "beta"})
+    ingest(CollectionFactory.create(), {"a.txt": "alpha"})
+    ingest(CollectionFactory.create(), {"b.txt": "beta"})
     out, _ = _run("reembed")
     assert "queued 2 document(s)" in out
     assert set(Document.objects.values_list("status", flat=True)) == {"pending"}
 
 
 def test_reembed_of_a_missing_collection_is_an_error(db: None, ingest: Any) -> None:
-    ingest(CollectionFactory(), {"a.txt": "alpha"})
+    ingest(CollectionFactory.create(), {"a.txt": "alpha"})
     with pytest.raises(CommandError, match="no collection 'missing'"):
         _run("reembed", collection="missing")
     assert Document.objects.get().status == "ready"

@@ -50,7 +50,7 @@ def assert_well_formed(result: ExtractedText) -> None:
     assert "\x00" not in result.text
     result.text.encode("utf-8")  # no lone surrogates
     position = 0
-    pieces = []
+    pieces: list[str] = []
     for block in result.blocks:
         assert isinstance(block, Block)
         assert block.start >= position and block.end > block.start
@@ -507,7 +507,7 @@ def test_pdf_pages_and_title() -> None:
     assert block_with(result, "Alpha page one").page == 1
     assert block_with(result, "Bravo").page == 2
     assert block_with(result, "Charlie").page == 4
-    assert [b.page for b in result.blocks] == sorted(b.page for b in result.blocks)
+    assert [b.page for b in result.blocks] == sorted(b.page or 0 for b in result.blocks)
     assert all(b.heading_path == () for b in result.blocks)
 
 

@@ -186,7 +186,7 @@ def test_attachments_become_documents_that_go_with_their_message(db: None, inges
     from documents.services import document_delete
     from tests.factories import CollectionFactory
 
-    collection = CollectionFactory()
+    collection = CollectionFactory.create()
     message = make_eml(b"1. check oil\n2. check bolts\n")
     (document,) = ingest(collection, {"mail.eml": message})
     assert document.status == "ready", document.error
@@ -213,7 +213,7 @@ def test_nested_messages_are_not_expanded(db: None, ingest: Any) -> None:
     outer.add_attachment(
         make_eml(), maintype="application", subtype="octet-stream", filename="fwd.eml"
     )
-    (document,) = ingest(CollectionFactory(), {"outer.eml": bytes(outer)})
+    (document,) = ingest(CollectionFactory.create(), {"outer.eml": bytes(outer)})
     assert document.status == "ready", document.error
     assert not Document.objects.filter(parent=document).exists()
     assert "nested messages" in document.metadata["skipped_attachments"][0]

@@ -78,8 +78,10 @@ def test_insert_from_staging_weighs_as_a_rebuild_would(collection: Any, ingest: 
     rebuilt = dict(Chunk.objects.filter(collection=collection).values_list("pk", "bm25"))
     assert inserted.keys() == rebuilt.keys()
     for pk, vector in inserted.items():
-        assert vector.indices() == rebuilt[pk].indices()
-        assert vector.values() == pytest.approx(rebuilt[pk].values(), rel=1e-6)
+        again = rebuilt[pk]
+        assert vector is not None and again is not None
+        assert vector.indices() == again.indices()
+        assert vector.values() == pytest.approx(again.values(), rel=1e-6)
     assert _statistics(collection.pk) == _expected_statistics(collection.pk)
 
 
@@ -128,7 +130,7 @@ def test_a_rebuild_waits_for_the_statistics_row_before_touching_term_rows(
                 observer.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                     "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-                ).fetchone()[0]
+                ).fetchall()[0][0]
                 >= 1
             ),
             timeout=30,
@@ -142,7 +144,7 @@ def test_a_rebuild_waits_for_the_statistics_row_before_touching_term_rows(
                 "SELECT count(*) FROM (SELECT 1 FROM documents_termdocumentfrequency "
                 "WHERE collection_id = %s FOR UPDATE NOWAIT) AS t",
                 [collection.pk],
-            ).fetchone()[0]
+            ).fetchall()[0][0]
         assert locked > 0
         holder.commit()
         thread.join(timeout=60)
@@ -184,7 +186,7 @@ def test_deleting_a_collection_waits_for_a_finalizing_worker_before_touching_ter
                 observer.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                     "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-                ).fetchone()[0]
+                ).fetchall()[0][0]
                 >= 1
             ),
             timeout=30,
@@ -197,14 +199,14 @@ def test_deleting_a_collection_waits_for_a_finalizing_worker_before_touching_ter
                 "SELECT count(*) FROM (SELECT 1 FROM documents_termdocumentfrequency "
                 "WHERE collection_id = %s FOR UPDATE NOWAIT) AS t",
                 [collection.pk],
-            ).fetchone()[0]
+            ).fetchall()[0][0]
         assert locked > 0
         with observer.transaction():
             stats = observer.execute(
                 "SELECT count(*) FROM (SELECT 1 FROM documents_collectiontermstats "
                 "WHERE collection_id = %s FOR UPDATE NOWAIT) AS t",
                 [collection.pk],
-            ).fetchone()[0]
+            ).fetchall()[0][0]
         assert stats == 1
         worker.commit()
         thread.join(timeout=60)
@@ -223,7 +225,7 @@ def test_the_scale_benchmark_loads_through_the_pipelines_insert(collection: Any)
     from documents.models import PendingChunk
     from tests.factories import DocumentFactory
 
-    document = DocumentFactory(collection=collection)
+    document = DocumentFactory.create(collection=collection)
     vectors = np.full((2, 384), 1 / np.sqrt(384), dtype=np.float32)
     with transaction.atomic():
         load_batch([document.pk] * 2, [0, 1], ["Enzymes fold.", "Proteins bind."], vectors)

@@ -33,7 +33,7 @@ FAR = time.monotonic() + 3600  # a deadline that never passes during a test
 
 
 def _doc(**fields: Any) -> Document:
-    return DocumentFactory(collection=CollectionFactory(), **fields)
+    return DocumentFactory.create(collection=CollectionFactory.create(), **fields)
 
 
 def _ago(seconds: float) -> Any:
@@ -60,6 +60,7 @@ def test_claim_takes_due_pending_and_abandoned_documents_only(settings: Any) -> 
         document.refresh_from_db()
         assert document.status == Status.PROCESSING and document.attempts == 1
         assert document.heartbeat_at == document.processing_started
+        assert document.heartbeat_at is not None
         assert timezone.now() - document.heartbeat_at < timedelta(seconds=5)
     # A claim is not taken twice.
     assert documents_claim(ids) == []
@@ -101,10 +102,11 @@ def test_heartbeat_keeps_a_claim_alive_while_the_block_runs(settings: Any) -> No
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             beat = Document.objects.get(pk=document.pk).heartbeat_at
-            if timezone.now() - beat < timedelta(seconds=3):
+            if beat is not None and timezone.now() - beat < timedelta(seconds=3):
                 break
             time.sleep(0.2)
-    assert timezone.now() - Document.objects.get(pk=document.pk).heartbeat_at < timedelta(seconds=3)
+    beat = Document.objects.get(pk=document.pk).heartbeat_at
+    assert beat is not None and timezone.now() - beat < timedelta(seconds=3)
     assert not Document.objects.filter(claimable(), pk=document.pk).exists()
     # After the block no beat comes: the claim goes stale.
     stopped = Document.objects.get(pk=document.pk).heartbeat_at
@@ -123,6 +125,7 @@ def test_retry_later_backs_off_then_fails_and_never_overrules_a_new_claim(
     document_retry_later(claimed, RuntimeError("model busy"), deadline=FAR)
     document.refresh_from_db()
     assert document.status == Status.PENDING and document.error == "RuntimeError: model busy"
+    assert document.retry_at is not None
     assert timedelta(seconds=25) < document.retry_at - timezone.now() <= timedelta(seconds=30)
     assert Schedule.objects.filter(name__startswith=f"retry document {document.pk}").exists()
 
@@ -167,11 +170,11 @@ def test_retry_is_for_failed_documents_and_reembed_for_settled_ones() -> None:
 
 @pytest.mark.django_db
 def test_bulk_reembed_queues_settled_documents_only() -> None:
-    collection = CollectionFactory()
-    ready = DocumentFactory(collection=collection, status=Status.READY)
-    failed = DocumentFactory(collection=collection, status=Status.FAILED)
-    busy = DocumentFactory(collection=collection, status=Status.PROCESSING)
-    other = DocumentFactory(status=Status.READY)
+    collection = CollectionFactory.create()
+    ready = DocumentFactory.create(collection=collection, status=Status.READY)
+    failed = DocumentFactory.create(collection=collection, status=Status.FAILED)
+    busy = DocumentFactory.create(collection=collection, status=Status.PROCESSING)
+    other = DocumentFactory.create(status=Status.READY)
     assert documents_reembed(collection=collection) == 2
     statuses = dict(Document.objects.values_list("pk", "status"))
     assert statuses == {
@@ -185,11 +188,11 @@ def test_bulk_reembed_queues_settled_documents_only() -> None:
 def test_the_api_answers_409_for_a_transition_the_status_forbids(
     user_client: APIClient, collection: Any
 ) -> None:
-    ready = DocumentFactory(collection=collection, status=Status.READY)
+    ready = DocumentFactory.create(collection=collection, status=Status.READY)
     response = user_client.post(f"/api/v1/documents/{ready.pk}/retry/")
     assert response.status_code == 409, response.content
     assert "cannot retry a document that is ready" in response.json()["detail"]
-    pending = DocumentFactory(collection=collection, status=Status.PENDING)
+    pending = DocumentFactory.create(collection=collection, status=Status.PENDING)
     response = user_client.post(f"/api/v1/documents/{pending.pk}/reembed/")
     assert response.status_code == 409, response.content
     assert "cannot re-embed a document that is pending" in response.json()["detail"]

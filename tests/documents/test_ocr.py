@@ -102,7 +102,7 @@ def _keyword_hits(query: str) -> list[Any]:
 
 
 def test_scanned_page_between_text_pages_is_searchable_on_its_page(ingest: Any) -> None:
-    collection = CollectionFactory(is_public=True)
+    collection = CollectionFactory.create(is_public=True)
     data = _pdf_with_pages(
         [["Alpha: a page with a real text layer."], _scan(SCANNED), ["Gamma: text again."]]
     )
@@ -125,7 +125,7 @@ def test_scanned_page_between_text_pages_is_searchable_on_its_page(ingest: Any) 
 
 
 def test_degraded_jpeg_scan_at_150_dpi_is_found_by_keyword(ingest: Any) -> None:
-    collection = CollectionFactory(is_public=True)
+    collection = CollectionFactory.create(is_public=True)
     data = _degraded(_scan(SCANNED, dpi=150))
     (document,) = ingest(collection, {"scan.jpg": data})
     assert document.status == "ready", document.error
@@ -136,7 +136,7 @@ def test_degraded_jpeg_scan_at_150_dpi_is_found_by_keyword(ingest: Any) -> None:
 
 
 def test_german_page_in_a_german_collection(ingest: Any) -> None:
-    collection = CollectionFactory(is_public=True, search_config="german")
+    collection = CollectionFactory.create(is_public=True, search_config="german")
     data = _image(_scan(GERMAN), "PNG")
     (document,) = ingest(collection, {"pruefung.png": data})
     assert document.status == "ready", document.error
@@ -228,7 +228,7 @@ def test_ocr_off_fails_with_the_reason(
 
 def test_missing_language_pack_fails_with_the_reason(ingest: Any, settings: Any) -> None:
     settings.OCR_LANGUAGES = "qqq"  # no such traineddata anywhere
-    collection = CollectionFactory(search_config="simple")
+    collection = CollectionFactory.create(search_config="simple")
     (document,) = ingest(collection, {"scan.pdf": _pdf_with_pages([_scan(SCANNED)])})
     assert document.status == "failed"
     assert document.error.startswith("OCR language pack not installed: qqq (install")
@@ -256,9 +256,7 @@ def test_page_limit_and_page_timeout() -> None:
     data = _image(frames[0], "TIFF", save_all=True, append_images=frames[1:])
     with pytest.raises(ExtractionError) as error:
         extract(data, filename="fax.tif", ocr=_options(max_pages=2))
-    assert str(error.value) == (
-        "image: 3 pages need OCR, more than the limit of 2 (OCR_MAX_PAGES)"
-    )
+    assert str(error.value) == ("image: 3 pages need OCR, more than the limit of 2 (OCR_MAX_PAGES)")
     scanned_pdf = _pdf_with_pages([frames[0], frames[1], frames[2]])
     with pytest.raises(ExtractionError) as error:
         extract(scanned_pdf, filename="s.pdf", ocr=_options(max_pages=2))
@@ -285,7 +283,7 @@ def test_image_uploads_are_checked_without_decoding_pixels() -> None:
 
 
 def test_pages_read_are_reported_as_the_documents_progress(collection: Any) -> None:
-    document = DocumentFactory(collection=collection, status="processing")
+    document = DocumentFactory.create(collection=collection, status="processing")
     options = _ocr(document, None)
     assert options is not None and options.progress is not None
     options.progress(2, 5)
@@ -339,9 +337,7 @@ def _small_scans() -> dict[str, bytes]:
     }
 
 
-@hypothesis_settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+@hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     kind=st.sampled_from(["png", "jpg", "tif", "pdf"]),
     cut=st.integers(0, 10**6),

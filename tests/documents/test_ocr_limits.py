@@ -139,7 +139,7 @@ def test_a_language_pack_installed_after_start_is_seen_without_a_restart(
 
 def test_a_missing_pack_still_fails_the_document(ingest: Any, settings: Any) -> None:
     settings.OCR_LANGUAGES = "qqq"
-    collection = CollectionFactory(search_config="simple")
+    collection = CollectionFactory.create(search_config="simple")
     (document,) = ingest(collection, {"slow.pdf": _slow_page()})
     assert document.status == "failed"
     assert document.error.startswith("OCR language pack not installed: qqq")

@@ -18,8 +18,7 @@ from tests.helpers.browser import chromium
 
 TEXT = "Glaciers carve valleys over thousands of years. Moraines mark where they stopped."
 HTML = (
-    "<html><body><h1>Page</h1><p>Tides follow the moon.</p>"
-    "<script>alert(1)</script></body></html>"
+    "<html><body><h1>Page</h1><p>Tides follow the moon.</p><script>alert(1)</script></body></html>"
 )
 SANDBOX = "default-src 'none'; sandbox"
 
@@ -102,7 +101,7 @@ def test_open_original_shows_the_text_in_the_browser(
 ) -> None:
     from tests.factories import CollectionFactory
 
-    (document,) = ingest(CollectionFactory(is_public=True), {"notes.txt": TEXT})
+    (document,) = ingest(CollectionFactory.create(is_public=True), {"notes.txt": TEXT})
     context = browser.new_context(base_url=live_server.url, accept_downloads=True)
     page = context.new_page()
     page.goto(f"/documents/{document.pk}/")

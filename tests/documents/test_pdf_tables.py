@@ -125,7 +125,7 @@ def test_the_row_limit_applies_to_pdf_tables(settings: Any) -> None:
 def test_keyword_search_for_row_150_returns_a_chunk_with_the_column_names(
     db: None, ingest: Any
 ) -> None:
-    collection = CollectionFactory(is_public=True)
+    collection = CollectionFactory.create(is_public=True)
     (document,) = ingest(collection, {"inventory.pdf": _inventory()})
     assert document.status == "ready", document.error
     response = search(SearchParams(query="P-00150", mode="keyword"), user=None)

@@ -57,7 +57,7 @@ def test_pdf_pages_are_kept(collection: Any, ingest: Any, tmp_path: Any) -> None
     assert document.status == "ready", document.error
     assert document.page_count == 3
     pages = {(c.first_page, c.last_page) for c in Chunk.objects.filter(document=document)}
-    assert min(p[0] for p in pages) == 1 and max(p[1] for p in pages) == 3
+    assert min(p[0] or 0 for p in pages) == 1 and max(p[1] or 0 for p in pages) == 3
 
 
 def test_processing_twice_gives_the_same_result(collection: Any, ingest: Any) -> None:
@@ -200,7 +200,7 @@ def test_a_settings_model_change_applies_to_new_collections_only(
     # Same weights under another name, as a model change looks to the database.
     settings.EMBEDDING_MODEL_NAME = "minilm-v2-renamed"
     assert search(query, user=None).total == 1  # the collection keeps the model it recorded
-    newer = CollectionFactory(is_public=True)
+    newer = CollectionFactory.create(is_public=True)
     assert newer.embedding_model == "minilm-v2-renamed"
     ingest(newer, {"b.txt": "The powerhouse of the cell makes ATP."})
     names = Chunk.objects.filter(collection=newer).values_list("embedding_model", flat=True)

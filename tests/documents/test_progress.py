@@ -103,7 +103,7 @@ def test_each_embedding_batch_is_reported_and_visible_to_other_connections_at_on
 def test_the_api_shows_progress_only_while_processing(
     user_client: APIClient, collection: Any
 ) -> None:
-    busy = DocumentFactory(
+    busy = DocumentFactory.create(
         collection=collection,
         status="processing",
         progress_phase="embedding",
@@ -113,10 +113,10 @@ def test_the_api_shows_progress_only_while_processing(
     body = user_client.get(f"/api/v1/documents/{busy.pk}/").json()
     assert body["progress"] == {"phase": "embedding", "done": 12, "total": 40}
     # Claimed, not yet chunked: the phase is known, the total not yet.
-    just_claimed = DocumentFactory(collection=collection, status="processing")
+    just_claimed = DocumentFactory.create(collection=collection, status="processing")
     body = user_client.get(f"/api/v1/documents/{just_claimed.pk}/").json()
     assert body["progress"] == {"phase": "extracting", "done": 0, "total": 0}
-    ready = DocumentFactory(collection=collection, status="ready")
+    ready = DocumentFactory.create(collection=collection, status="ready")
     assert user_client.get(f"/api/v1/documents/{ready.pk}/").json()["progress"] is None
 
 
@@ -225,7 +225,7 @@ def test_a_worker_busy_with_a_long_task_counts_as_running(collection: Any, setti
     _age(waiting, 30)
     WorkerBeat.objects.create(name="qcluster", seen_at=timezone.now() - timedelta(hours=1))
     assert worker_notice() is not None
-    DocumentFactory(collection=collection, status="processing", heartbeat_at=timezone.now())
+    DocumentFactory.create(collection=collection, status="processing", heartbeat_at=timezone.now())
     assert worker_notice() is None
 
 

@@ -122,7 +122,7 @@ def test_head_keys_mask_numbers() -> None:
 
 
 def test_citations_keep_their_pages_end_to_end(db: None, ingest: Any) -> None:
-    collection = CollectionFactory(slug="orchard")
+    collection = CollectionFactory.create(slug="orchard")
     data = make_report(6, header="Acme Orchards Ltd - Annual Survey 2025", footer="- {page} -")
     (document,) = ingest(collection, {"survey.pdf": data})
     assert document.status == "ready", document.error

@@ -25,7 +25,7 @@ def test_a_scan_uploaded_in_the_admin_becomes_searchable(
     start_worker: Callable[..., Worker], staff_user: Any
 ) -> None:
     worker = start_worker()  # the defaults: OCR on, OCR_LANGUAGES=eng
-    collection: Any = CollectionFactory(name="Scans", is_public=True)
+    collection: Any = CollectionFactory.create(name="Scans", is_public=True)
     client = Client()
     client.force_login(staff_user)
     scan = _pdf_with_pages([_scan(SCANNED)])

@@ -27,12 +27,12 @@ def _slugs(queryset: Any) -> set[str]:
 
 
 def test_the_access_rule(db: None) -> None:
-    owner, reader, writer, member, stranger = (UserFactory() for _ in range(5))
-    root = UserFactory(is_superuser=True)
+    owner, reader, writer, member, stranger = (UserFactory.create() for _ in range(5))
+    root = UserFactory.create(is_superuser=True)
     group = Group.objects.create(name="team")
     member.groups.add(group)
-    private = CollectionFactory(slug="private", owner=owner)
-    public = CollectionFactory(slug="public", owner=owner, is_public=True)
+    private = CollectionFactory.create(slug="private", owner=owner)
+    public = CollectionFactory.create(slug="public", owner=owner, is_public=True)
     CollectionGrant.objects.create(collection=private, user=reader, permission="read")
     CollectionGrant.objects.create(collection=private, user=writer, permission="write")
     CollectionGrant.objects.create(collection=private, group=group, permission="write")
@@ -60,11 +60,15 @@ def test_the_access_rule(db: None) -> None:
 
 
 def test_documents_and_chunks_follow_their_collection(db: None) -> None:
-    hidden = ChunkFactory(document=DocumentFactory(collection=CollectionFactory()))
-    shown = ChunkFactory(document=DocumentFactory(collection=CollectionFactory(is_public=True)))
+    hidden = ChunkFactory.create(
+        document=DocumentFactory.create(collection=CollectionFactory.create())
+    )
+    shown = ChunkFactory.create(
+        document=DocumentFactory.create(collection=CollectionFactory.create(is_public=True))
+    )
     assert list(document_list_readable(user=None)) == [shown.document]
     assert list(chunk_list_readable(user=None)) == [shown]
-    root = UserFactory(is_superuser=True)
+    root = UserFactory.create(is_superuser=True)
     assert set(chunk_list_readable(user=root)) == {hidden, shown}
 
 
@@ -78,6 +82,6 @@ def test_languages(db: None) -> None:
 
 
 def test_slugs_are_one_namespace(db: None) -> None:
-    CollectionFactory(slug="someone-elses", owner=UserFactory())
+    CollectionFactory.create(slug="someone-elses", owner=UserFactory.create())
     assert collection_slug_taken(slug="someone-elses")
     assert not collection_slug_taken(slug="free")

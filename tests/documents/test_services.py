@@ -27,7 +27,7 @@ from tests.factories import ChunkFactory, CollectionFactory, DocumentFactory, Us
 
 
 def test_collection_create_defaults_and_owner(db: None) -> None:
-    owner = UserFactory()
+    owner = UserFactory.create()
     created = collection_create(owner=owner, name="Notes", slug="notes")
     assert (created.owner, created.search_config, created.is_public) == (owner, "english", False)
     anonymous = collection_create(owner=AnonymousUser(), name="Sys", slug="sys")
@@ -44,10 +44,10 @@ def test_collection_create_refuses_an_unknown_language(db: None) -> None:
 
 
 def test_collection_create_turns_a_slug_clash_into_an_error_not_a_crash(db: None) -> None:
-    CollectionFactory(slug="taken", owner=UserFactory())
+    CollectionFactory.create(slug="taken", owner=UserFactory.create())
     # No check before the insert here: this is the path two racing requests take.
     with pytest.raises(CollectionError) as refused:
-        collection_create(owner=UserFactory(), name="Mine", slug="taken")
+        collection_create(owner=UserFactory.create(), name="Mine", slug="taken")
     assert refused.value.field == "slug" and "not available" in refused.value.message
     assert Collection.objects.filter(slug="taken").count() == 1
 
@@ -63,8 +63,8 @@ def test_collection_create_named_derives_a_free_slug(db: None) -> None:
 def test_collection_update_changes_fields_and_language(
     db: None, django_capture_on_commit_callbacks: Any
 ) -> None:
-    collection = CollectionFactory()
-    chunk = ChunkFactory(document=DocumentFactory(collection=collection))
+    collection = CollectionFactory.create()
+    chunk = ChunkFactory.create(document=DocumentFactory.create(collection=collection))
     with django_capture_on_commit_callbacks() as callbacks:
         collection_update(collection=collection, name="Renamed")
     assert callbacks == []  # no language change, nothing to re-index
@@ -77,8 +77,8 @@ def test_collection_update_changes_fields_and_language(
 
 
 def test_collection_update_refuses_bad_language_and_taken_slug(db: None) -> None:
-    CollectionFactory(slug="other")
-    collection = CollectionFactory(slug="mine")
+    CollectionFactory.create(slug="other")
+    collection = CollectionFactory.create(slug="mine")
     with pytest.raises(CollectionError):
         collection_update(collection=collection, search_config="klingon")
     with pytest.raises(CollectionError) as refused:
@@ -90,9 +90,9 @@ def test_collection_update_refuses_bad_language_and_taken_slug(db: None) -> None
 def test_collection_delete_removes_documents_and_files(
     db: None, settings: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    document = DocumentFactory()
+    document = DocumentFactory.create()
     path = Path(settings.MEDIA_ROOT) / document.original.name
-    ChunkFactory(document=document)
+    ChunkFactory.create(document=document)
     with django_capture_on_commit_callbacks(execute=True):
         collection_delete(collection=document.collection)
     assert not Document.objects.exists() and not Chunk.objects.exists() and not path.exists()
@@ -132,14 +132,12 @@ def test_document_upload_refuses_a_file_over_the_limit(
 ) -> None:
     settings.MAX_UPLOAD_BYTES = 10
     with pytest.raises(UploadError) as refused:
-        document_upload(
-            collection=collection, user=None, file=ContentFile(b"x" * 11, name="a.txt")
-        )
+        document_upload(collection=collection, user=None, file=ContentFile(b"x" * 11, name="a.txt"))
     assert refused.value.status == 413
 
 
 def test_document_update_checks_metadata(db: None) -> None:
-    document = DocumentFactory(metadata={"a": 1})
+    document = DocumentFactory.create(metadata={"a": 1})
     document_update(document=document, title="New")
     with pytest.raises(UploadError):
         document_update(document=document, metadata={"deep": [[[[[[[[[[[1]]]]]]]]]]]})
@@ -150,7 +148,7 @@ def test_document_update_checks_metadata(db: None) -> None:
 def test_document_replace_content_swaps_the_file(
     db: None, settings: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    document = DocumentFactory()
+    document = DocumentFactory.create()
     old = Path(settings.MEDIA_ROOT) / document.original.name
     with django_capture_on_commit_callbacks(execute=True):
         document_replace_content(document=document, text="A new version of the words.")
@@ -162,7 +160,7 @@ def test_document_replace_content_swaps_the_file(
 def test_document_delete_removes_the_file(
     db: None, settings: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    document = DocumentFactory()
+    document = DocumentFactory.create()
     path = Path(settings.MEDIA_ROOT) / document.original.name
     with django_capture_on_commit_callbacks(execute=True):
         document_delete(document=document)

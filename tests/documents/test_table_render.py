@@ -95,7 +95,7 @@ def test_the_card_shows_the_rows_with_the_query_words() -> None:
 def test_viewer_and_search_page_render_a_spreadsheet_chunk_as_a_table(
     client: Client, ingest: Any
 ) -> None:
-    collection = CollectionFactory(is_public=True)
+    collection = CollectionFactory.create(is_public=True)
     (document,) = ingest(collection, {"staff.xlsx": _staff_xlsx()})
     assert document.status == "ready", document.error
     page = client.get("/", {"q": "EMP-00150", "mode": "keyword"}).content.decode()
@@ -115,7 +115,7 @@ def test_viewer_and_search_page_render_a_spreadsheet_chunk_as_a_table(
 def test_a_spreadsheet_shows_as_a_table_on_the_page_and_in_the_viewer(
     tabs: Callable[[int], Tab],  # noqa: F811 (the fixture imported above)
 ) -> None:
-    public = CollectionFactory(slug="staff", name="Staff", is_public=True)
+    public = CollectionFactory.create(slug="staff", name="Staff", is_public=True)
     ingest_files(public, {"staff.xlsx": _staff_xlsx()})
     page = tabs(1280).page
     page.goto("/?q=EMP-00150&mode=keyword")

@@ -63,7 +63,7 @@ def test_a_row_is_not_repeated_as_overlap() -> None:
 def test_keyword_search_for_row_150_returns_a_chunk_with_the_column_names(
     db: None, ingest: Any
 ) -> None:
-    collection = CollectionFactory(is_public=True)
+    collection = CollectionFactory.create(is_public=True)
     (document,) = ingest(collection, {"staff.xlsx": _staff_xlsx()})
     assert document.status == "ready", document.error
     response = search(SearchParams(query="EMP-00150", mode="keyword"), user=None)

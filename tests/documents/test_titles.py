@@ -62,8 +62,14 @@ def _pdf(lines: list[tuple[str, int]], *, title: str | None = None) -> bytes:
 
 
 def test_pdf_without_metadata_takes_the_largest_font_line() -> None:
-    data = _pdf([("Page header", 9), ("Annual Water Survey", 22), ("Body text here.", 11),
-                 ("More body text.", 11)])
+    data = _pdf(
+        [
+            ("Page header", 9),
+            ("Annual Water Survey", 22),
+            ("Body text here.", 11),
+            ("More body text.", 11),
+        ]
+    )
     assert extract(data, filename="report.pdf").title == "Annual Water Survey"
 
 

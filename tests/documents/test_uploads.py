@@ -73,7 +73,7 @@ def test_a_lone_surrogate_in_a_json_upload_is_a_400(
 
 
 def test_bad_metadata_in_an_edit_is_a_400(user_client: APIClient, collection: Collection) -> None:
-    document = DocumentFactory(collection=collection, metadata={"ok": 1})
+    document = DocumentFactory.create(collection=collection, metadata={"ok": 1})
     response = user_client.generic(
         "PATCH",
         f"/api/v1/documents/{document.pk}/",
@@ -152,7 +152,7 @@ def _age(path: Path, seconds: float) -> None:
 def test_the_sweep_removes_old_orphans_only(db: None, settings: Any, tmp_path: Path) -> None:
     settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "upload-tmp")
     Path(settings.FILE_UPLOAD_TEMP_DIR).mkdir()
-    kept = DocumentFactory()
+    kept = DocumentFactory.create()
     kept_path = Path(settings.MEDIA_ROOT) / kept.original.name
     originals = Path(settings.MEDIA_ROOT) / "originals"
     old_orphan, new_orphan = originals / "old.txt", originals / "new.txt"
@@ -198,8 +198,11 @@ def test_bad_metadata_on_the_admin_upload_form_is_a_form_error(
 ) -> None:
     response = admin_client.post(
         "/admin/documents/document/upload/",
-        {"collection": collection.pk, "files": [SimpleUploadedFile("a.txt", TEXT)],
-         "metadata": metadata},
+        {
+            "collection": collection.pk,
+            "files": [SimpleUploadedFile("a.txt", TEXT)],
+            "metadata": metadata,
+        },
     )
     assert response.status_code == 200
     assert "metadata" in response.context["form"].errors
@@ -210,7 +213,7 @@ def test_bad_metadata_on_the_admin_upload_form_is_a_form_error(
 def test_bad_metadata_on_the_admin_change_form_is_a_form_error(
     admin_client: Client, collection: Collection, metadata: str, problem: str
 ) -> None:
-    document = DocumentFactory(collection=collection, metadata={"ok": 1})
+    document = DocumentFactory.create(collection=collection, metadata={"ok": 1})
     response = admin_client.post(
         f"/admin/documents/document/{document.pk}/change/",
         {"title": "t", "metadata": metadata, **NO_CHUNK_FORMS},
@@ -222,7 +225,7 @@ def test_bad_metadata_on_the_admin_change_form_is_a_form_error(
 
 
 def test_a_metadata_edit_in_the_admin_is_saved(admin_client: Client, collection: Any) -> None:
-    document = DocumentFactory(collection=collection)
+    document = DocumentFactory.create(collection=collection)
     response = admin_client.post(
         f"/admin/documents/document/{document.pk}/change/",
         {"title": "New", "metadata": '{"team": "legal"}', **NO_CHUNK_FORMS},
@@ -232,12 +235,10 @@ def test_a_metadata_edit_in_the_admin_is_saved(admin_client: Client, collection:
     assert document.metadata == {"team": "legal"} and document.title == "New"
 
 
-def test_a_new_collection_can_be_named_on_the_upload_form(
-    db: None, settings: Any
-) -> None:
+def test_a_new_collection_can_be_named_on_the_upload_form(db: None, settings: Any) -> None:
     from tests.factories import UserFactory
 
-    staff = UserFactory(is_staff=True)  # a fresh install: no collection to choose yet
+    staff = UserFactory.create(is_staff=True)  # a fresh install: no collection to choose yet
     client = Client()
     client.force_login(staff)
     index = client.get("/admin/").content.decode()
@@ -278,16 +279,18 @@ def test_the_upload_form_wants_a_collection_or_a_name(
 def test_the_original_link_on_the_change_page_works(
     admin_client: Client, collection: Collection
 ) -> None:
-    document = DocumentFactory(collection=collection)
+    document = DocumentFactory.create(collection=collection)
     page = admin_client.get(f"/admin/documents/document/{document.pk}/change/").content.decode()
     link = f'href="/documents/{document.pk}/original/"'
     assert link in page and "/media/" not in page
     download = admin_client.get(f"/documents/{document.pk}/original/")
     assert download.status_code == 200
-    assert b"".join(download.streaming_content) == document.original.open("rb").read()
+    assert download.getvalue() == document.original.open("rb").read()
 
 
 def test_documents_saved_directly_keep_their_file(collection: Collection, settings: Any) -> None:
     # The factory writes an original like an upload does: the sweep must see it as used.
-    document = DocumentFactory(collection=collection, original=ContentFile(b"x", name="x.txt"))
+    document = DocumentFactory.create(
+        collection=collection, original=ContentFile(b"x", name="x.txt")
+    )
     assert (Path(settings.MEDIA_ROOT) / document.original.name).exists()

@@ -47,6 +47,7 @@ class FakeLLM:
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an IPv4 server's address (typeshed allows bytes)
         return f"http://{host}:{port}/v1"
 
     def __enter__(self) -> FakeLLM:

@@ -50,6 +50,7 @@ class FakeReranker:
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an IPv4 server's address (typeshed allows bytes)
         return f"http://{host}:{port}"
 
     def __enter__(self) -> FakeReranker:

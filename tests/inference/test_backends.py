@@ -96,7 +96,7 @@ def test_an_export_that_disagrees_gets_its_own_name_and_old_collections_keep_fp3
     assert {key[0] for key in embedding._models} == {"torch", "onnx"}
 
     # A new collection records the new name; both are searched, each by its own model.
-    newer = CollectionFactory()
+    newer = CollectionFactory.create()
     assert (newer.embedding_model, newer.embedding_backend) == (FP32 + "+onnx-int8", "onnx")
     (new,) = ingest(newer, {"ice.txt": "Glaciers melt faster in warm summers."})
     assert new.embedding_model == FP32 + "+onnx-int8"

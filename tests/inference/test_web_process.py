@@ -34,7 +34,7 @@ FILES = {
 @pytest.fixture
 def corpus(transactional_db: None, onnx_export: OnnxExport) -> None:
     """Committed, so that other processes see it (transactional_db flushes it after)."""
-    ingest_files(CollectionFactory(slug="pub", is_public=True), FILES)
+    ingest_files(CollectionFactory.create(slug="pub", is_public=True), FILES)
 
 
 def _env(**extra: str) -> dict[str, str]:

@@ -23,8 +23,8 @@ def fresh_metrics() -> None:
 
 @pytest.fixture
 def corpus(db: None, ingest: Any, user: Any) -> dict[str, Any]:
-    public = CollectionFactory(slug="pub", is_public=True)
-    private = CollectionFactory(slug="priv", owner=user)
+    public = CollectionFactory.create(slug="pub", is_public=True)
+    private = CollectionFactory.create(slug="priv", owner=user)
     docs = ingest(public, {"volcano.txt": VOLCANO, "ocean.txt": OCEAN})
     docs += ingest(private, {"secret.txt": SECRET})
     return {"public": public, "private": private, "docs": {d.source_name: d for d in docs}}
@@ -40,4 +40,4 @@ def llm(settings: Any) -> Iterator[FakeLLM]:
 
 @pytest.fixture
 def other_user(db: None) -> Any:
-    return UserFactory()
+    return UserFactory.create()

@@ -18,7 +18,7 @@ def test_staff_see_rows_of_collections_they_read_and_only_their_own_text(
 ) -> None:
     mine = user_client.post("/api/v1/search/", {"query": "volcano secret"})["X-Query-Log-Id"]
     public = anon_client.post("/api/v1/search/", {"query": "ocean salt"})["X-Query-Log-Id"]
-    staff: Any = UserFactory(is_staff=True)
+    staff: Any = UserFactory.create(is_staff=True)
     admin = Client()
     admin.force_login(staff)
     page = admin.get("/admin/insights/querylog/").content.decode()
@@ -36,7 +36,7 @@ def test_staff_see_rows_of_collections_they_read_and_only_their_own_text(
     # No searching by text either: it would reveal hidden queries one guess at a time.
     assert 'id="searchbar"' not in page
     superuser = Client()
-    root: Any = UserFactory(is_staff=True, is_superuser=True)
+    root: Any = UserFactory.create(is_staff=True, is_superuser=True)
     superuser.force_login(root)
     page = superuser.get("/admin/insights/querylog/?q=secret").content.decode()
     assert "volcano secret" in page and QueryLog.objects.count() == 2

@@ -31,7 +31,7 @@ def test_drift_on_a_collection_re_embedded_halfway(
     assert len(chunks) == 2
     Chunk.objects.filter(pk=chunks[0].pk).update(embedding_model="old-model")
 
-    root: Any = UserFactory(is_staff=True, is_superuser=True)
+    root: Any = UserFactory.create(is_staff=True, is_superuser=True)
     admin = Client()
     admin.force_login(root)
     page = admin.get("/admin/insights/querylog/quality/").content.decode()

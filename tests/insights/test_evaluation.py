@@ -37,7 +37,7 @@ QRELS = b"query-id\tcorpus-id\tscore\nq1\tvolcano.txt\t2\nq2\tocean.txt\t1\nq2\t
 
 @pytest.fixture
 def judged(db: None, ingest: Any) -> dict[str, Any]:
-    collection = CollectionFactory(slug="earth", is_public=True)
+    collection = CollectionFactory.create(slug="earth", is_public=True)
     docs = {d.source_name: d for d in ingest(collection, TOPICS)}
     return {"collection": collection, "docs": docs}
 
@@ -45,7 +45,7 @@ def judged(db: None, ingest: Any) -> dict[str, Any]:
 @pytest.fixture
 def root_client(db: None) -> Client:
     client = Client()
-    root: Any = UserFactory(is_staff=True, is_superuser=True)
+    root: Any = UserFactory.create(is_staff=True, is_superuser=True)
     client.force_login(root)
     return client
 
@@ -112,7 +112,7 @@ def test_evaluate_judgments_records_a_run_in_the_three_modes(
 def test_useful_votes_become_grade_2_judgments_through_the_admin_action(
     root_client: Client, judged: dict[str, Any]
 ) -> None:
-    voter: Any = UserFactory()
+    voter: Any = UserFactory.create()
     api = APIClient()
     api.force_authenticate(voter)
     log_id = int(api.post("/api/v1/search/", {"query": "pine forest"})["X-Query-Log-Id"])

@@ -202,7 +202,9 @@ def test_the_page_form_refuses_bad_input_and_foreign_redirects(
 def test_feedback_with_javascript_stays_on_the_page(
     tabs: Callable[[int], Tab], ingest: Any, user: Any
 ) -> None:
-    ingest(CollectionFactory(name="Earth", is_public=True), {"v.txt": VOLCANO, "o.txt": OCEAN})
+    ingest(
+        CollectionFactory.create(name="Earth", is_public=True), {"v.txt": VOLCANO, "o.txt": OCEAN}
+    )
     page = tabs(1280).page
     sign_in(page, user.username)
     page.goto("/?q=volcano+lava")
@@ -225,7 +227,9 @@ def test_feedback_with_javascript_stays_on_the_page(
 def test_feedback_without_javascript_in_chromium(
     browser: Browser, live_server: Any, ingest: Any
 ) -> None:
-    ingest(CollectionFactory(name="Earth", is_public=True), {"v.txt": VOLCANO, "o.txt": OCEAN})
+    ingest(
+        CollectionFactory.create(name="Earth", is_public=True), {"v.txt": VOLCANO, "o.txt": OCEAN}
+    )
     context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
     try:
         page = context.new_page()
@@ -246,7 +250,9 @@ def test_feedback_without_javascript_in_chromium(
 def test_a_streamed_answer_gets_its_feedback_control_when_complete(
     tabs: Callable[[int], Tab], ingest: Any, user: Any, llm: FakeLLM
 ) -> None:
-    ingest(CollectionFactory(name="Earth", is_public=True), {"v.txt": VOLCANO, "o.txt": OCEAN})
+    ingest(
+        CollectionFactory.create(name="Earth", is_public=True), {"v.txt": VOLCANO, "o.txt": OCEAN}
+    )
     llm.piece_delay = 0.2  # the control must wait for the end of the stream
     page = tabs(1280).page
     sign_in(page, user.username)

@@ -21,13 +21,13 @@ from tests.factories import CollectionFactory, UserFactory
 def committed(transactional_db: None, ingest: Any, settings: Any) -> Any:
     """Committed data (no test transaction), as a server sees it."""
     settings.QUERY_LOG_FLUSH_SECONDS = 0.2
-    collection = CollectionFactory(slug="pub", is_public=True)
+    collection = CollectionFactory.create(slug="pub", is_public=True)
     ingest(collection, {"volcano.txt": "Volcanoes erupt lava and ash."})
     return collection
 
 
 def test_the_request_does_not_insert_and_the_row_arrives_soon(committed: Any) -> None:
-    user: Any = UserFactory()
+    user: Any = UserFactory.create()
     client = APIClient()
     client.force_authenticate(user)
     client.post("/api/v1/search/", {"query": "lava"}, format="json")  # warm: ids reserved
@@ -48,7 +48,7 @@ def test_the_request_does_not_insert_and_the_row_arrives_soon(committed: Any) ->
 
 def test_a_vote_right_after_the_search_finds_its_row(committed: Any, settings: Any) -> None:
     settings.QUERY_LOG_FLUSH_SECONDS = 60  # the thread will not have written it yet
-    voter: Any = UserFactory()
+    voter: Any = UserFactory.create()
     client = APIClient()
     client.force_authenticate(voter)
     response = client.post("/api/v1/search/", {"query": "volcano"}, format="json")

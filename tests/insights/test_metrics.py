@@ -178,7 +178,7 @@ def test_a_worker_serves_its_own_metrics(start_worker: Any, tmp_path: Path) -> N
         METRICS_TOKEN=TOKEN,
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "worker-metrics"),
     )
-    DocumentFactory(status=Document.Status.FAILED)
+    DocumentFactory.create(status=Document.Status.FAILED)
     async_task("math.floor", 2.5)
     url = f"http://127.0.0.1:{port}/metrics"
     assert httpx.get(url, timeout=10).status_code == 401
@@ -224,6 +224,8 @@ def test_embedding_batches_are_timed(db: None, ingest: Any) -> None:
 
     chunks = REGISTRY.get_sample_value("ragsite_embedding_batch_chunks_sum") or 0.0
     before = count()
-    ingest(CollectionFactory(), {"a.txt": "Glaciers carve valleys.", "b.txt": "Rivers meander."})
+    ingest(
+        CollectionFactory.create(), {"a.txt": "Glaciers carve valleys.", "b.txt": "Rivers meander."}
+    )
     assert count() == before + 1  # two one-chunk documents, one batch
     assert REGISTRY.get_sample_value("ragsite_embedding_batch_chunks_sum") == chunks + 2

@@ -42,7 +42,7 @@ def searches(user: Any, corpus_docs: dict[str, Any]) -> None:
 
 
 def test_the_quality_page_shows_the_figures(user: Any, corpus: dict[str, Any]) -> None:
-    root: Any = UserFactory(is_staff=True, is_superuser=True)
+    root: Any = UserFactory.create(is_staff=True, is_superuser=True)
     searches(root, corpus["docs"])
     admin = Client()
     admin.force_login(root)
@@ -63,7 +63,7 @@ def test_the_quality_page_shows_the_figures(user: Any, corpus: dict[str, Any]) -
 
 def test_staff_see_only_figures_and_text_they_may_read(user: Any, corpus: dict[str, Any]) -> None:
     searches(user, corpus["docs"])  # over the user's private collection too
-    staff: Any = UserFactory(is_staff=True)
+    staff: Any = UserFactory.create(is_staff=True)
     admin = Client()
     admin.force_login(staff)
     page = admin.get("/admin/insights/querylog/quality/").content.decode()
@@ -74,8 +74,10 @@ def test_staff_see_only_figures_and_text_they_may_read(user: Any, corpus: dict[s
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_the_quality_page_in_chromium(tabs: Callable[[int], Tab], ingest: Any) -> None:
-    ingest(CollectionFactory(name="Earth", is_public=True), {"v.txt": VOLCANO, "o.txt": OCEAN})
-    root: Any = UserFactory(is_staff=True, is_superuser=True)
+    ingest(
+        CollectionFactory.create(name="Earth", is_public=True), {"v.txt": VOLCANO, "o.txt": OCEAN}
+    )
+    root: Any = UserFactory.create(is_staff=True, is_superuser=True)
     searches(root, {})
     page = tabs(1280).page
     sign_in(page, root.username)

@@ -11,6 +11,7 @@ from documents.models import Collection
 from documents.vector_index import existing_indexes, index_for, vector_indexes_sync
 from search.retrieval import SearchParams, search, search_similar
 from search.retrieval._sql import SemanticLeg, build_search_sql
+from search.retrieval.types import Mode
 
 TEXTS = {
     "a.txt": "Mitochondria are the powerhouse of the cell and make ATP.",
@@ -19,7 +20,7 @@ TEXTS = {
 }
 
 
-def _hits(query: str, mode: str = "semantic") -> list[tuple[str, float]]:
+def _hits(query: str, mode: Mode = "semantic") -> list[tuple[str, float]]:
     response = search(SearchParams(query=query, mode=mode, top_k=5), user=None)
     return [(r.source_name, round(r.score, 5)) for r in response.results]
 

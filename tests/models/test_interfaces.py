@@ -130,7 +130,7 @@ def test_the_api_refuses_bad_specs_and_callers_that_may_not_write(
     assert bad.status_code == 400 and "use letters, digits" in bad.json()["errors"]["model"][0]
     same = user_client.post(url, {"model": "all-MiniLM-L6-v2", "dimensions": 384}, format="json")
     assert same.status_code == 400 and "already uses" in same.json()["errors"]["model"][0]
-    other: Any = CollectionFactory(slug="other")
+    other: Any = CollectionFactory.create(slug="other")
     Collection.objects.filter(pk=other.pk).update(embedding_model="m256", embedding_dimensions=256)
     clash = user_client.post(url, {"model": "m256", "dimensions": 384}, format="json")
     assert (
@@ -141,7 +141,7 @@ def test_the_api_refuses_bad_specs_and_callers_that_may_not_write(
     located = user_client.post(url, {"model": "x", "location": "/tmp"}, format="json")
     assert located.status_code == 403
 
-    reader: Any = UserFactory()
+    reader: Any = UserFactory.create()
     CollectionGrant.objects.create(collection=collection, user=reader, permission="read")
     client = APIClient()
     client.force_authenticate(reader)

@@ -39,7 +39,7 @@ OLD, NEW = "all-MiniLM-L6-v2", "fake-server"
 def test_search_serves_full_results_through_a_killed_and_resumed_switch(
     start_worker: Callable[..., Worker], ingest: Any
 ) -> None:
-    collection: Any = CollectionFactory(is_public=True)
+    collection: Any = CollectionFactory.create(is_public=True)
     ingest(collection, {f"topic-{i}.txt": text for i, text in enumerate(TOPICS)})
     seen: list[tuple[str, ...]] = []
 

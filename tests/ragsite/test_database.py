@@ -80,7 +80,7 @@ def test_embedding_round_trips_and_is_found_by_cosine_distance(collection: Colle
     assert np.allclose(stored, vectors[3], atol=1e-6)
     query = vectors[3] + rng.normal(scale=0.01, size=384).astype(np.float32)
     nearest = Chunk.objects.order_by(CosineDistance("embedding", query)).first()
-    assert nearest.ordinal == 3
+    assert nearest is not None and nearest.ordinal == 3
 
 
 def test_content_hash_is_unique_per_collection(collection: Collection) -> None:

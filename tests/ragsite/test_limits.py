@@ -36,7 +36,7 @@ def test_signed_in_callers_are_throttled_per_user_across_tokens(settings: Any, u
     assert "throttled" in refused.json()["detail"] and int(refused["Retry-After"]) > 0
     # Another user has their own budget.
     other = APIClient()
-    other.force_authenticate(UserFactory())
+    other.force_authenticate(UserFactory.create())
     assert other.get("/api/v1/collections/").status_code == 200
 
 
@@ -113,8 +113,8 @@ def test_files_per_multi_upload_are_capped(settings: Any, db: None) -> None:
     from tests.factories import CollectionFactory
 
     settings.MAX_FILES_PER_UPLOAD = 2
-    staff = UserFactory(is_staff=True)
-    collection = CollectionFactory(owner=staff)
+    staff = UserFactory.create(is_staff=True)
+    collection = CollectionFactory.create(owner=staff)
     client = Client()
     client.force_login(staff)
     files = [SimpleUploadedFile(f"{i}.txt", f"text {i}".encode()) for i in range(3)]
@@ -190,7 +190,7 @@ def test_user_throttle_holds_under_concurrency_across_tokens(
     from accounts.services import token_create
 
     settings.API_THROTTLE_USER = "15/hour"
-    user = UserFactory()
+    user = UserFactory.create()
     secrets = [token_create(user=user, name=name)[1] for name in ("a", "b")]
     headers = [{"Authorization": f"Bearer {secrets[i % 2]}"} for i in range(4)]
     _away_from_a_window_edge()

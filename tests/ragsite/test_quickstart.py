@@ -42,7 +42,7 @@ def _sh(script: str, cwd: Path, **env: str) -> str:
 def test_quick_start_from_nothing_to_a_search(
     live_server: Any, start_worker: Any, tmp_path: Path
 ) -> None:
-    user = UserFactory()
+    user = UserFactory.create()
     start_worker()
     (tmp_path / "paper.txt").write_text(
         "Aspirin lowers the risk of heart attacks in people with heart disease. "

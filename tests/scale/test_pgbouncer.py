@@ -26,8 +26,8 @@ def _logins(bouncer: PgBouncer, database: str) -> int:
 
 def test_ingestion_search_and_api_through_pgbouncer(through_pgbouncer: PgBouncer) -> None:
     database = connections["default"].settings_dict["NAME"]
-    owner: Any = UserFactory()
-    collection: Any = CollectionFactory(slug="lab", owner=owner)
+    owner: Any = UserFactory.create()
+    collection: Any = CollectionFactory.create(slug="lab", owner=owner)
     ingest_files(collection, {"volcano.txt": "Volcanoes erupt lava and ash. Magma rises."})
     assert _logins(through_pgbouncer, database) >= 1  # this test's own queries went through it
 
@@ -39,7 +39,7 @@ def test_ingestion_search_and_api_through_pgbouncer(through_pgbouncer: PgBouncer
         )
         assert response.status_code == 200, response.content
         assert response.json()["results"][0]["citation"]["source_name"] == "volcano.txt"
-    reader = UserFactory()
+    reader = UserFactory.create()
     granted = client.post(
         "/api/v1/collections/lab/grants/", {"user": reader.username}, format="json"
     )
@@ -70,8 +70,8 @@ def test_a_worker_through_pgbouncer(through_pgbouncer: PgBouncer, start_worker: 
     worker = start_worker(
         DATABASE_URL=through_pgbouncer.url(database), DISABLE_SERVER_SIDE_CURSORS="1"
     )
-    owner: Any = UserFactory()
-    collection: Any = CollectionFactory(slug="lab", owner=owner)
+    owner: Any = UserFactory.create()
+    collection: Any = CollectionFactory.create(slug="lab", owner=owner)
     client = APIClient()
     client.force_authenticate(owner)
     response = client.post(

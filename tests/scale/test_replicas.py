@@ -58,8 +58,8 @@ def _in_recovery(alias: str) -> bool:
 
 @pytest.fixture
 def owner_corpus(replicated: Callable[[], None]) -> Any:
-    owner = UserFactory()
-    private = CollectionFactory(slug="lab", owner=owner)
+    owner = UserFactory.create()
+    private = CollectionFactory.create(slug="lab", owner=owner)
     ingest_files(private, {"volcano.txt": "Volcanoes erupt lava and ash. Magma rises."})
     replicated()
     return owner, private
@@ -80,7 +80,7 @@ def test_search_runs_on_the_replica_and_the_writer_then_reads_the_primary(
     assert alias == "default" and not _in_recovery(alias)  # pinned: reads its own write
 
     # Another user was not pinned by that write.
-    other = UserFactory()
+    other = UserFactory.create()
     _, alias = _search(_api_client(other))
     assert alias == REPLICA_ALIAS
 
@@ -114,7 +114,7 @@ def test_access_rules_hold_on_the_replica(
     owner_corpus: Any, replicated: Callable[[], None]
 ) -> None:
     owner, private = owner_corpus
-    reader = UserFactory()
+    reader = UserFactory.create()
     body, alias = _search(_api_client(reader))
     assert alias == REPLICA_ALIAS and body["results"] == []
     body, alias = _search(APIClient())

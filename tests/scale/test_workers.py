@@ -89,9 +89,11 @@ def test_three_workers_one_killed_every_document_ready_once_with_exact_chunks(
     workers[0].kill()
 
     wait_until(
-        lambda: not Document.objects.filter(pk__in=expected)
-        .exclude(status__in=("ready", "failed"))
-        .exists(),
+        lambda: (
+            not Document.objects.filter(pk__in=expected)
+            .exclude(status__in=("ready", "failed"))
+            .exists()
+        ),
         timeout=300,
         what="every document to be finished",
         workers=workers,

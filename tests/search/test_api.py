@@ -14,8 +14,8 @@ from tests.factories import CollectionFactory
 
 @pytest.fixture
 def corpus(db: None, ingest: Any, user: Any) -> Any:
-    public = CollectionFactory(slug="pub", is_public=True)
-    private = CollectionFactory(slug="priv", owner=user)
+    public = CollectionFactory.create(slug="pub", is_public=True)
+    private = CollectionFactory.create(slug="priv", owner=user)
     ingest(
         public,
         {

@@ -53,10 +53,10 @@ def llm(settings: Any) -> Iterator[FakeLLM]:
 
 @pytest.fixture
 def library(db: None, ingest: Any) -> dict[str, Any]:
-    owner = UserFactory()
-    public = CollectionFactory(slug="geo", is_public=True)
+    owner = UserFactory.create()
+    public = CollectionFactory.create(slug="geo", is_public=True)
     ingest(public, {"volcanoes.txt": VOLCANO, "lahars.txt": LAHARS})
-    ingest(CollectionFactory(slug="lab", owner=owner), {"lab.txt": SECRET})
+    ingest(CollectionFactory.create(slug="lab", owner=owner), {"lab.txt": SECRET})
     return {"owner": owner}
 
 
@@ -203,7 +203,7 @@ def test_a_model_failing_mid_stream_sends_an_error_event_then_done(
 def test_no_matching_passage_answers_without_asking_the_model(
     anon_client: APIClient, library: dict[str, Any], llm: FakeLLM
 ) -> None:
-    CollectionFactory(slug="empty", is_public=True)
+    CollectionFactory.create(slug="empty", is_public=True)
     body = ask(anon_client, filters={"collections": ["empty"]}).json()
     assert body["answer"] == NO_CONTEXT_ANSWER and body["citations"] == []
     streamed = sse(ask(anon_client, filters={"collections": ["empty"]}, stream=True))
@@ -224,7 +224,7 @@ def test_the_model_never_sees_a_private_collection_of_someone_else(
 ) -> None:
     anonymous = APIClient()
     other = APIClient()
-    other.force_authenticate(UserFactory())  # signed in, no grant on "lab"
+    other.force_authenticate(UserFactory.create())  # signed in, no grant on "lab"
     owner = APIClient()
     owner.force_authenticate(library["owner"])
     assert "calibration codes" not in prompt_for(anonymous, llm)
@@ -282,7 +282,7 @@ def rag_api(
 ) -> Iterator[Any]:
     from ragsite.wsgi import application
 
-    ingest(CollectionFactory(is_public=True), {"volcanoes.txt": VOLCANO})
+    ingest(CollectionFactory.create(is_public=True), {"volcanoes.txt": VOLCANO})
     with FakeLLM() as server:
         settings.LLM_BASE_URL = server.base_url if request.param == "model" else ""
         settings.LLM_MODEL = "test-model"
@@ -351,7 +351,7 @@ def gunicorn(transactional_db: None, tmp_path: Path, llm: FakeLLM) -> Iterator[s
 def test_gunicorn_serves_other_requests_while_a_stream_runs(
     ingest: Any, llm: FakeLLM, gunicorn: str
 ) -> None:
-    ingest(CollectionFactory(is_public=True), {"volcanoes.txt": VOLCANO})
+    ingest(CollectionFactory.create(is_public=True), {"volcanoes.txt": VOLCANO})
     assert Document.objects.filter(status="ready").count() == 1
     llm.stall_after = 2  # the model writes two pieces, then goes quiet
     payload = {"query": "volcano hazards", "stream": True}

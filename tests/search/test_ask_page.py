@@ -44,12 +44,12 @@ def llm(settings: Any) -> Iterator[FakeLLM]:
 
 
 def library(ingest: Any) -> Any:
-    owner = UserFactory()
+    owner = UserFactory.create()
     ingest(
-        CollectionFactory(name="Earth science", is_public=True),
+        CollectionFactory.create(name="Earth science", is_public=True),
         {"volcanoes.txt": VOLCANO, "lahars.txt": LAHARS},
     )
-    ingest(CollectionFactory(name="Lab", owner=owner), {"lab.txt": SECRET})
+    ingest(CollectionFactory.create(name="Lab", owner=owner), {"lab.txt": SECRET})
     return owner
 
 
@@ -89,7 +89,9 @@ def test_posting_ask_shows_the_whole_answer_with_escaped_text_and_citation_links
     assert [number for _, _, number in links] == ["1", "2"]  # [9] names no passage: text
     assert "[9]." in region
     for url, title, _ in links:
-        document_id, chunk_id = CITE.match(url.replace("&amp;", "&")).groups()
+        cited = CITE.match(url.replace("&amp;", "&"))
+        assert cited is not None, url
+        document_id, chunk_id = cited.groups()
         assert Chunk.objects.get(pk=chunk_id).document_id == int(document_id)
         assert title in {"volcanoes.txt", LAHARS}  # a short first line is the title
     assert region.count("<li value=") == 2  # the sources the answer cites

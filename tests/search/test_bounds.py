@@ -21,7 +21,7 @@ ENDPOINTS = ["/api/v1/search/", "/api/v1/context/", "/api/v1/ask/"]
 
 @pytest.fixture
 def corpus(db: None, ingest: Any) -> Any:
-    public = CollectionFactory(slug="pub", is_public=True)
+    public = CollectionFactory.create(slug="pub", is_public=True)
     ingest(
         public,
         {
@@ -88,7 +88,7 @@ def test_metadata_any_cost_is_linear_in_keys(
 def test_metadata_any_still_matches_any_value(user: Any, ingest: Any) -> None:
     client = APIClient()
     client.force_authenticate(user)
-    collection = CollectionFactory(owner=user)
+    collection = CollectionFactory.create(owner=user)
     ingest(collection, {"a.txt": "Lava flows downhill."}, metadata={"lang": "en", "n": 1})
     ingest(collection, {"b.txt": "Lava cools into basalt."}, metadata={"lang": "de", "n": 2})
     ingest(collection, {"c.txt": "Lava glows at night."}, metadata={"lang": "fr", "n": 3})
@@ -229,6 +229,6 @@ def test_anonymous_answers_say_so(anon_client: APIClient, user_client: APIClient
 
     signed_in = post(user_client, "/api/v1/search/", {}).json()
     assert signed_in["anonymous"] is False and "hint" not in signed_in
-    CollectionFactory(is_public=True)
+    CollectionFactory.create(is_public=True)
     public = post(anon_client, "/api/v1/search/", {}).json()
     assert public["anonymous"] is True and "hint" not in public

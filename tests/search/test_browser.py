@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
+from axe_playwright_python.sync_playwright import Axe  # type: ignore[import-untyped]
 from django.conf import settings
 from playwright.sync_api import (
     Browser,
     BrowserContext,
     ConsoleMessage,
+    FilePayload,
     Page,
     expect,
 )
@@ -158,7 +159,7 @@ def upload_in_admin(page: Page, collection_name: str, files: dict[str, str]) -> 
     page.get_by_role("combobox", name="Collection").select_option(label=collection_name)
     page.get_by_label("Files").set_input_files(
         [
-            {"name": name, "mimeType": "text/plain", "buffer": text.encode()}
+            FilePayload(name=name, mimeType="text/plain", buffer=text.encode())
             for name, text in files.items()
         ]
     )
@@ -186,8 +187,8 @@ def test_upload_in_admin_then_find_read_and_download_from_the_search_page(
     tabs: Callable[[int], Tab], worker: Worker
 ) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    staff = UserFactory(is_staff=True, is_superuser=True)
-    CollectionFactory(name="Earth science", slug="earth", is_public=True)
+    staff = UserFactory.create(is_staff=True, is_superuser=True)
+    CollectionFactory.create(name="Earth science", slug="earth", is_public=True)
     tab = tabs(1280)
     page = tab.page
 
@@ -283,7 +284,7 @@ def test_upload_in_admin_then_find_read_and_download_from_the_search_page(
 
 
 def test_keyboard_only_search_and_the_empty_states(tabs: Callable[[int], Tab]) -> None:
-    CollectionFactory(name="Private", slug="private", is_public=False)
+    CollectionFactory.create(name="Private", slug="private", is_public=False)
     page = tabs(1280).page
     page.goto("/")
     expect(page.get_by_role("heading", name="No documents yet")).to_be_visible()
@@ -314,6 +315,7 @@ def test_keyboard_only_search_and_the_empty_states(tabs: Callable[[int], Tab]) -
     page.keyboard.press("Tab")
     skip = page.get_by_role("link", name="Skip to content")
     expect(skip).to_be_focused()
-    assert skip.bounding_box()["x"] >= 0
+    box = skip.bounding_box()
+    assert box is not None and box["x"] >= 0
     page.keyboard.press("Enter")
     assert page.evaluate("document.activeElement.id") == "main"

@@ -40,7 +40,7 @@ def post(client: APIClient, **payload: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def library(db: None, ingest: Any) -> dict[str, Any]:
-    public = CollectionFactory(slug="geo", is_public=True)
+    public = CollectionFactory.create(slug="geo", is_public=True)
     long, short, oceans = ingest(
         public,
         {
@@ -147,7 +147,7 @@ def test_overlapping_and_neighbouring_chunks_merge_into_one_passage(
 def test_the_same_text_in_two_documents_is_given_once(
     anon_client: APIClient, library: dict[str, Any], ingest: Any
 ) -> None:
-    mirror = CollectionFactory(slug="mirror", is_public=True)
+    mirror = CollectionFactory.create(slug="mirror", is_public=True)
     ingest(mirror, {"oceans-copy.txt": "Oceans  cover most of the Earth and hold salt water."})
     body = post(anon_client, query="oceans salt water", top_k=5)
     ocean_passages = [c for c in body["citations"] if "salt water" in c["text"]]
@@ -181,7 +181,7 @@ EVIL = (
 def test_the_context_is_sanitised_for_prompting(
     anon_client: APIClient, db: None, ingest: Any, settings: Any
 ) -> None:
-    ingest(CollectionFactory(is_public=True), {"report.txt": EVIL})
+    ingest(CollectionFactory.create(is_public=True), {"report.txt": EVIL})
     body = post(anon_client, query="quarterly volcano report")
     (citation,) = body["citations"]
     context = body["context"]
@@ -213,11 +213,11 @@ def test_the_context_is_sanitised_for_prompting(
 
 @pytest.fixture
 def private_library(db: None, ingest: Any) -> dict[str, Any]:
-    owner = UserFactory()
-    private = CollectionFactory(slug="lab", owner=owner, is_public=False)
+    owner = UserFactory.create()
+    private = CollectionFactory.create(slug="lab", owner=owner, is_public=False)
     ingest(private, {"lab-secret.txt": "Volcano sensor calibration secrets of the private lab."})
     ingest(
-        CollectionFactory(slug="open", is_public=True),
+        CollectionFactory.create(slug="open", is_public=True),
         {"open.txt": "Volcano sensors measure ground tilt and gas."},
     )
     return {"owner": owner, "private": private}
@@ -244,7 +244,7 @@ def test_other_signed_in_user_gets_no_context_from_a_private_collection(
     private_library: dict[str, Any],
 ) -> None:
     client = APIClient()
-    client.force_authenticate(UserFactory())  # signed in, no grant on "lab"
+    client.force_authenticate(UserFactory.create())  # signed in, no grant on "lab"
     assert sources(client) == {"open.txt"}
 
 

@@ -118,7 +118,7 @@ def test_evaluate_end_to_end_on_a_small_dataset(db: None, tmp_path: Path) -> Non
 def test_evaluate_a_users_own_collection(db: None, tmp_path: Path, ingest: Any) -> None:
     from tests.factories import CollectionFactory
 
-    collection = CollectionFactory(slug="mine")
+    collection = CollectionFactory.create(slug="mine")
     ingest(
         collection,
         {
@@ -356,7 +356,7 @@ def test_the_readmes_own_judgments_example_runs_as_written(
     *setup, command = script.strip().splitlines()
     subprocess.run(["bash", "-c", "\n".join(setup)], cwd=tmp_path, check=True)
     ingest(
-        CollectionFactory(slug="papers"),
+        CollectionFactory.create(slug="papers"),
         {
             "paper.txt": "Aspirin lowers the risk of heart attacks in people with heart disease.",
             "volcanoes.md": "# Volcanoes\n\nVolcanoes erupt when magma and gas rise.",

@@ -21,9 +21,9 @@ XSS = "<script>window.__pwned=1</script>"
 
 @pytest.fixture
 def corpus(db: None, ingest: Any) -> dict[str, Any]:
-    public = CollectionFactory(slug="pub", name="Public papers", is_public=True)
-    reader = UserFactory()
-    private = CollectionFactory(slug="priv", name="Private notes")
+    public = CollectionFactory.create(slug="pub", name="Public papers", is_public=True)
+    reader = UserFactory.create()
+    private = CollectionFactory.create(slug="priv", name="Private notes")
     CollectionGrant.objects.create(collection=private, user=reader, permission="read")
     volcano, ocean = ingest(
         public,
@@ -80,7 +80,9 @@ def test_search_shows_highlighted_results_linking_to_the_cited_chunk(
     assert "<strong>2 results</strong>" in page and re.search(r'class="timing">\d+ ms<', page)
     assert '<span class="chip">Public papers</span>' in page
     # The explanation of the score is there without JavaScript, folded.
-    why = re.search(r'<details class="why">(.*?)</details>', page, re.S).group(1)
+    folded = re.search(r'<details class="why">(.*?)</details>', page, re.S)
+    assert folded is not None
+    why = folded.group(1)
     assert "Why this result" in why
     assert "rank 1, BM25 score" in why and "rank 1, cosine similarity" in why
     assert "= 1/(60 + 1) + 1/(60 + 1) (reciprocal rank fusion)" in why
@@ -131,7 +133,9 @@ def test_invalid_input_is_a_form_error_not_a_crash(
     assert errors(page) == [message]
     assert result_titles(page) == []
     query_is_wrong = len(params) == 1
-    query_input = re.search(r'<input type="search"[^>]*>', page).group(0)
+    found = re.search(r'<input type="search"[^>]*>', page)
+    assert found is not None
+    query_input = found.group(0)
     assert ('aria-invalid="true"' in query_input) == query_is_wrong
 
 
@@ -142,7 +146,7 @@ def test_anonymous_visitors_see_public_collections_and_a_sign_in_link(
     assert '<option value="pub">Public papers</option>' in page
     assert "Private notes" not in page and "monitoring budget" not in page
     assert 'href="/accounts/login/?next=/%3Fq%3Dvolcano">Sign in</a>' in page
-    client.force_login(UserFactory())  # no grant: still only the public collection
+    client.force_login(UserFactory.create())  # no grant: still only the public collection
     assert "Private notes" not in html(client.get("/", {"q": "volcano"}))
     client.force_login(corpus["reader"])
     signed_in = html(client.get("/", {"q": "volcano"}))
@@ -153,7 +157,7 @@ def test_anonymous_visitors_see_public_collections_and_a_sign_in_link(
 def test_no_documents_yet_links_to_the_admin_upload(client: Client, db: None) -> None:
     page = html(client.get("/"))
     assert "No documents yet" in page and f'href="{UPLOAD_URL}"' in page
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    client.force_login(UserFactory.create(is_staff=True, is_superuser=True))
     staff = html(client.get("/", {"q": "anything"}))
     assert "No documents yet" in staff
     assert f'<a class="button-link primary" href="{UPLOAD_URL}">Upload documents</a>' in staff
@@ -184,7 +188,7 @@ def test_documents_still_embedding_are_counted(client: Client, corpus: dict[str,
 
 
 def test_results_are_paginated(client: Client, db: None, ingest: Any) -> None:
-    collection = CollectionFactory(slug="reports", is_public=True)
+    collection = CollectionFactory.create(slug="reports", is_public=True)
     ingest(
         collection,
         {f"report{i:02}.txt": f"Report {i} on glacier retreat, number {i}." for i in range(23)},
@@ -235,7 +239,7 @@ def test_script_in_a_document_is_shown_as_text(
 def test_document_page_shows_metadata_and_chunks_in_order_with_the_cited_one_marked(
     client: Client, db: None, ingest: Any
 ) -> None:
-    collection = CollectionFactory(slug="guide", name="Guide", is_public=True)
+    collection = CollectionFactory.create(slug="guide", name="Guide", is_public=True)
     text = "# Field guide\n\n" + "\n\n".join(
         f"## Part {i}\n\n" + " ".join(f"Sentence {j} of part {i} about birds." for j in range(40))
         for i in range(3)
@@ -282,7 +286,7 @@ def test_documents_the_caller_may_not_read_are_not_found(
     assert client.get(f"/documents/{secret}/").status_code == 404
     assert client.get(f"/documents/{secret}/original/").status_code == 404
     assert client.get("/documents/999999/").status_code == 404
-    client.force_login(UserFactory())  # signed in, but without a grant
+    client.force_login(UserFactory.create())  # signed in, but without a grant
     assert client.get(f"/documents/{secret}/").status_code == 404
     client.force_login(corpus["reader"])
     assert client.get(f"/documents/{secret}/").status_code == 200
@@ -291,7 +295,7 @@ def test_documents_the_caller_may_not_read_are_not_found(
 def test_the_original_downloads_as_an_attachment_that_cannot_run(
     client: Client, db: None, ingest: Any
 ) -> None:
-    collection = CollectionFactory(is_public=True)
+    collection = CollectionFactory.create(is_public=True)
     markup = f"<html><body><p>Hello page</p>{XSS}</body></html>"
     (document,) = ingest(collection, {"page.html": markup})
     response = client.get(f"/documents/{document.pk}/original/")
@@ -300,7 +304,7 @@ def test_the_original_downloads_as_an_attachment_that_cannot_run(
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["Content-Type"] == "application/octet-stream"
     assert response["Content-Security-Policy"] == "default-src 'none'; sandbox"  # kept
-    assert b"".join(response.streaming_content).decode() == markup
+    assert response.getvalue().decode() == markup
 
 
 def test_html_pages_carry_a_csp_that_forbids_inline_script(
@@ -310,7 +314,7 @@ def test_html_pages_carry_a_csp_that_forbids_inline_script(
         response = client.get(url)
         assert response["Content-Security-Policy"] == POLICY
     assert "script-src 'self';" in POLICY and "unsafe-inline" not in POLICY
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    client.force_login(UserFactory.create(is_staff=True, is_superuser=True))
     assert client.get(UPLOAD_URL)["Content-Security-Policy"] == POLICY
     assert "Content-Security-Policy" not in client.get("/healthz")  # not HTML
     # DRF's browsable API may use inline styles, still no inline script.

@@ -34,7 +34,7 @@ FILES = {
 
 @pytest.fixture
 def corpus(db: None, ingest: Any) -> Any:
-    collection = CollectionFactory(slug="pub", is_public=True)
+    collection = CollectionFactory.create(slug="pub", is_public=True)
     ingest(collection, FILES)
     return collection
 
@@ -135,7 +135,7 @@ def test_cohere_and_jina_style_servers_get_documents_model_and_key(
 def test_grouped_by_document_after_the_rerank(
     anon_client: APIClient, db: None, ingest: Any, server: FakeReranker
 ) -> None:
-    collection = CollectionFactory(slug="long", is_public=True)
+    collection = CollectionFactory.create(slug="long", is_public=True)
     filler = " ".join(f"Sentence {i} is about rocks and minerals of the region." for i in range(60))
     ingest(
         collection,

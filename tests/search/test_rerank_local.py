@@ -44,7 +44,7 @@ def onnx_cross_encoder_dir(cross_encoder_dir: Path) -> Path:
 
 @pytest.fixture
 def corpus(db: None, ingest: Any) -> Any:
-    collection = CollectionFactory(slug="pub", is_public=True)
+    collection = CollectionFactory.create(slug="pub", is_public=True)
     ingest(collection, FILES)
     return collection
 

@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from documents.models import TermDocumentFrequency
 from search.retrieval import Filters, QueryError, SearchParams, search
+from search.retrieval.types import Mode
 from tests.factories import CollectionFactory, UserFactory
 
 CORPUS = {
@@ -25,7 +26,7 @@ CORPUS = {
 
 @pytest.fixture
 def corpus(db: None, ingest: Any) -> Any:
-    collection = CollectionFactory(slug="science", is_public=True)
+    collection = CollectionFactory.create(slug="science", is_public=True)
     documents = ingest(collection, CORPUS, metadata={"kind": "fact"})
     assert all(d.status == "ready" for d in documents)
     return collection
@@ -36,7 +37,7 @@ def _titles(response: Any) -> list[str]:
 
 
 @pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
-def test_every_mode_finds_the_relevant_document(corpus: Any, mode: str) -> None:
+def test_every_mode_finds_the_relevant_document(corpus: Any, mode: Mode) -> None:
     response = search(SearchParams(query="What do cats eat?", mode=mode), user=None)
     assert _titles(response)[0] == "cats.txt"
 
@@ -48,7 +49,8 @@ def test_keyword_leg_is_or_semantics_bm25(corpus: Any) -> None:
     )
     titles = _titles(response)
     assert titles[0] == "heart.txt" and "cats.txt" in titles
-    assert response.results[0].keyword_score > response.results[1].keyword_score > 0
+    first, second = response.results[0].keyword_score, response.results[1].keyword_score
+    assert first is not None and second is not None and first > second > 0
 
 
 def test_semantic_leg_finds_meaning_without_shared_words(corpus: Any) -> None:
@@ -62,6 +64,7 @@ def test_hybrid_fuses_ranks_by_rrf(corpus: Any) -> None:
     params = SearchParams(query="heart attack aspirin", mode="hybrid", rrf_k=60, fusion="rrf")
     result = search(params, user=None).results[0]
     assert result.source_name == "heart.txt"
+    assert result.keyword_rank is not None and result.semantic_rank is not None
     expected = 1 / (60 + result.keyword_rank) + 1 / (60 + result.semantic_rank)
     assert result.score == pytest.approx(expected)
     # A leg the chunk is missing from contributes nothing.
@@ -71,6 +74,7 @@ def test_hybrid_fuses_ranks_by_rrf(corpus: Any) -> None:
         ),
         user=None,
     ).results[0]
+    assert weighted.keyword_rank is not None
     assert weighted.score == pytest.approx(2.0 / (60 + weighted.keyword_rank))
 
 
@@ -78,7 +82,7 @@ def test_score_fusion_mixes_min_max_normalised_legs_by_alpha(corpus: Any) -> Non
     """The default fusion (issue 17): each leg's scores scaled to [0, 1] within the leg,
     then alpha * semantic + (1 - alpha) * keyword; a leg a chunk is missing from adds 0."""
 
-    def run(alpha: float, mode: str = "hybrid") -> list[Any]:
+    def run(alpha: float, mode: Mode = "hybrid") -> list[Any]:
         params = SearchParams(query="heart attack aspirin", mode=mode, fusion="score", alpha=alpha)
         return search(params, user=None).results
 
@@ -112,7 +116,7 @@ def test_adding_documents_changes_idf_and_ranking(corpus: Any, ingest: Any) -> N
 
 
 def test_statistics_are_per_collection(corpus: Any, ingest: Any) -> None:
-    other = CollectionFactory(slug="other", is_public=True)
+    other = CollectionFactory.create(slug="other", is_public=True)
     ingest(other, {"o.txt": "Cats cats cats everywhere, cats and more cats."})
     assert TermDocumentFrequency.objects.get(collection=corpus, lexeme="cat").df == 1
     assert TermDocumentFrequency.objects.get(collection=other, lexeme="cat").df == 1
@@ -138,7 +142,7 @@ def test_query_with_nothing_to_search_is_refused(corpus: Any) -> None:
 
 
 @pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
-def test_search_is_one_sql_statement(corpus: Any, mode: str) -> None:
+def test_search_is_one_sql_statement(corpus: Any, mode: Mode) -> None:
     with CaptureQueriesContext(connection) as queries:
         search(SearchParams(query="cats and dogs", mode=mode), user=None)
     # Transaction control (savepoints inside the test's transaction) is not a statement
@@ -155,7 +159,7 @@ def test_search_is_one_sql_statement(corpus: Any, mode: str) -> None:
 
 
 def test_snippets_mark_terms_and_escape_html(db: None, ingest: Any) -> None:
-    collection = CollectionFactory(is_public=True)
+    collection = CollectionFactory.create(is_public=True)
     ingest(collection, {"x.txt": "Beware <script>alert('xss')</script> in the enzyme text."})
     result = search(SearchParams(query="enzyme script", mode="keyword"), user=None).results[0]
     assert "<mark>enzyme</mark>" in result.snippet
@@ -179,8 +183,8 @@ def test_result_carries_citation_and_explanation(corpus: Any) -> None:
 
 
 @pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
-def test_filters_apply_in_every_mode(corpus: Any, ingest: Any, mode: str) -> None:
-    other = CollectionFactory(slug="elsewhere", is_public=True)
+def test_filters_apply_in_every_mode(corpus: Any, ingest: Any, mode: Mode) -> None:
+    other = CollectionFactory.create(slug="elsewhere", is_public=True)
     (outsider,) = ingest(
         other,
         {"cats2.txt": "Cats eat fish too, said the other collection."},
@@ -235,8 +239,8 @@ def test_date_filters(corpus: Any) -> None:
 
 def test_filtered_semantic_search_still_returns_full_top_k(db: None, ingest: Any) -> None:
     """The HNSW scan meets mostly filtered-out rows; iterative scans keep it full."""
-    noise = CollectionFactory(slug="noise", is_public=True)
-    wanted = CollectionFactory(slug="wanted", is_public=True)
+    noise = CollectionFactory.create(slug="noise", is_public=True)
+    wanted = CollectionFactory.create(slug="wanted", is_public=True)
     ingest(
         noise,
         {
@@ -261,7 +265,7 @@ def test_filtered_semantic_search_still_returns_full_top_k(db: None, ingest: Any
 
 
 def test_pagination_min_score_group_by_document(db: None, ingest: Any) -> None:
-    collection = CollectionFactory(is_public=True)
+    collection = CollectionFactory.create(is_public=True)
     long = "\n\n".join(
         f"Section {i}. Enzymes catalyse reaction {i} in the cell." * 12 for i in range(6)
     )
@@ -278,7 +282,7 @@ def test_pagination_min_score_group_by_document(db: None, ingest: Any) -> None:
 
 
 def test_neighbors_and_mmr(db: None, ingest: Any) -> None:
-    collection = CollectionFactory(is_public=True)
+    collection = CollectionFactory.create(is_public=True)
     text = "\n\n".join(
         f"Part {i}. "
         + " ".join(f"Glaciers retreat quickly in region {i} sentence {j}." for j in range(10))
@@ -299,7 +303,7 @@ def test_neighbors_and_mmr(db: None, ingest: Any) -> None:
 
 
 def test_top_k_of_100(db: None, ingest: Any) -> None:
-    collection = CollectionFactory(is_public=True)
+    collection = CollectionFactory.create(is_public=True)
     ingest(collection, {f"d{i}.txt": f"Volcano report number {i}." for i in range(110)})
     response = search(SearchParams(query="volcano report", top_k=100), user=None)
     assert len(response.results) == 100
@@ -309,21 +313,23 @@ def test_top_k_of_100(db: None, ingest: Any) -> None:
 
 
 def test_anonymous_searches_public_collections_only(db: None, ingest: Any) -> None:
-    private = CollectionFactory(is_public=False, owner=UserFactory())
-    public = CollectionFactory(is_public=True)
+    private = CollectionFactory.create(is_public=False, owner=UserFactory.create())
+    public = CollectionFactory.create(is_public=True)
     ingest(private, {"secret.txt": "The secret launch code is penguin."})
     ingest(public, {"open.txt": "Penguins live in the south."})
     anonymous = search(SearchParams(query="penguin launch code", top_k=10), user=None)
     assert _titles(anonymous) == ["open.txt"]
-    stranger = search(SearchParams(query="penguin launch code", top_k=10), user=UserFactory())
+    stranger = search(
+        SearchParams(query="penguin launch code", top_k=10), user=UserFactory.create()
+    )
     assert _titles(stranger) == ["open.txt"]
     owner = search(SearchParams(query="penguin launch code", top_k=10), user=private.owner)
     assert set(_titles(owner)) == {"open.txt", "secret.txt"}
 
 
 def test_collections_of_different_languages_search_together(db: None, ingest: Any) -> None:
-    german = CollectionFactory(slug="de", is_public=True, search_config="german")
-    english = CollectionFactory(slug="en", is_public=True)
+    german = CollectionFactory.create(slug="de", is_public=True, search_config="german")
+    english = CollectionFactory.create(slug="en", is_public=True)
     ingest(german, {"haus.txt": "Die Häuser stehen am Fluss."})
     ingest(english, {"house.txt": "The houses stand by the river."})
     # German stemming matches "Häuser" for "Häusern"; English stemming matches "houses".
@@ -386,6 +392,6 @@ def test_small_scopes_rank_exactly_and_big_ones_use_the_index(corpus: Any, setti
     }
     # On five documents the index is exact too: both branches agree.
     assert _titles(indexed) == _titles(exact)
-    assert [round(r.semantic_score, 5) for r in indexed.results] == [
-        round(r.semantic_score, 5) for r in exact.results
+    assert [round(r.semantic_score or 0, 5) for r in indexed.results] == [
+        round(r.semantic_score or 0, 5) for r in exact.results
     ]

@@ -99,7 +99,7 @@ def test_without_shared_words_the_closest_passage_by_meaning_costs_one_model_cal
 def test_semantic_mode_snippet_is_the_matching_passage_highlighted(
     client: Client, db: None, ingest: Any
 ) -> None:
-    public = CollectionFactory(slug="geo", name="Geo", is_public=True)
+    public = CollectionFactory.create(slug="geo", name="Geo", is_public=True)
     ingest(public, {"volcano.txt": VOLCANO_CHUNK, "other.txt": "Tides follow the moon."})
     page = client.get("/", {"q": "how do volcanoes form", "mode": "semantic"}).content.decode()
     snippets_html = re.findall(r'<p class="snippet">(.*?)</p>', page, re.S)
@@ -109,7 +109,7 @@ def test_semantic_mode_snippet_is_the_matching_passage_highlighted(
 
 
 def test_keyword_mode_keeps_the_search_snippet(client: Client, db: None, ingest: Any) -> None:
-    public = CollectionFactory(slug="geo", name="Geo", is_public=True)
+    public = CollectionFactory.create(slug="geo", name="Geo", is_public=True)
     ingest(public, {"volcano.txt": VOLCANO_CHUNK})
     page = client.get("/", {"q": "magma", "mode": "keyword"}).content.decode()
     assert "<mark>magma</mark>" in page

@@ -60,7 +60,7 @@ def test_the_way_back_is_always_our_search_page(back: str, expected: str) -> Non
 
 @pytest.fixture
 def facts(db: None, ingest: Any) -> Document:
-    public = CollectionFactory(slug="rocks", name="Rocks", is_public=True)
+    public = CollectionFactory.create(slug="rocks", name="Rocks", is_public=True)
     (document,) = ingest(public, {"facts.txt": FACTS})
     return document
 
@@ -135,7 +135,7 @@ def test_a_document_whose_text_does_not_match_its_chunks_still_shows_them(
 def test_from_results_to_the_cited_passage_and_back(
     tabs: Callable[[int], Tab],  # noqa: F811 (the fixture imported above)
 ) -> None:
-    public = CollectionFactory(slug="rocks", name="Rocks", is_public=True)
+    public = CollectionFactory.create(slug="rocks", name="Rocks", is_public=True)
     ingest_files(public, {"facts.txt": FACTS, "tides.txt": "Tides follow the moon."})
     page = tabs(1280).page
     page.goto("/")
