@@ -11,7 +11,8 @@ value is a bound parameter; only fragments chosen here (never user text) are spl
 - Keyword leg (BM25, see documents/keyword_index.py): the query is analysed with each
   collection's own language; its lexemes are weighted by that collection's IDF into a
   sparse vector and scored by inner product against the chunks' BM25 weight vectors.
-  Only chunks containing one of the rarest query terms are scored (GIN on the tsvector):
+  Only chunks containing one of the rarest query terms are scored (one GIN index on
+  collection_id and the tsvector, so other collections' postings are skipped):
   terms are taken rarest first while their summed posting count stays within
   `PRUNE_POSTINGS`, and up to `PRUNE_MIN_TERMS` of them while it stays within
   `PRUNE_POSTINGS_MAX`; the rarest term always. On a small collection that is every

@@ -51,7 +51,7 @@ def test_indexes_exist(collection: Collection) -> None:
         "USING hnsw (((embedding)::vector(384)) vector_cosine_ops)" in defs[model.name]
         and "WHERE ((embedding_model)::text = 'all-MiniLM-L6-v2'::text)" in defs[model.name]
     ), defs[model.name]
-    assert "USING gin (search_vector)" in defs["chunk_search_vector_gin"]
+    assert "USING gin (collection_id, search_vector)" in defs["chunk_collection_search_gin"]
     assert any(
         table == "documents_document" and "btree (status)" in definition
         for table, _, definition in rows
