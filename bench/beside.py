@@ -79,6 +79,8 @@ def main() -> None:
         "target_chunks": args.target,
         "other_chunks": args.others,
         "own_index_build_seconds": beside["target"]["own_index_build_seconds"],
+        # The big collection itself, searched alone in its scope (as bench/scale.py does).
+        "others": {key: beside[key] for key in ("latency", "hnsw_recall@10", "build_seconds")},
         "variants": {
             name: {"latency": latency, "hnsw_recall@10": recall}
             for name, (latency, recall) in variants.items()
