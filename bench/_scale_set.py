@@ -327,15 +327,20 @@ def measure_target(queries: list[str]) -> dict[str, Any]:
     own = index_for(target.embedding_model, target.embedding_dimensions, collection_id=target.pk)
     embeddings = embed_texts(queries[: min(50, len(queries))])
     results: dict[str, Any] = {"chunks": ARGS.target}
+
+    def searched(dedicated: bool) -> dict[str, Any]:
+        """Latency and recall with the collection's own index flagged (used) or not."""
+        Collection.objects.filter(pk=target.pk).update(vector_index_dedicated=dedicated)
+        target.refresh_from_db()
+        return {
+            "latency": measure(target, queries),
+            "hnsw_recall@10": round(hnsw_recall(target, embeddings), 4),
+        }
+
     with connection.cursor() as cursor:
         cursor.execute(f"DROP INDEX IF EXISTS {own.name}")
-    Collection.objects.filter(pk=target.pk).update(vector_index_dedicated=False)
-    target.refresh_from_db()
     log(f"{target.slug}: measuring through the shared index ...")
-    results["shared"] = {
-        "latency": measure(target, queries),
-        "hnsw_recall@10": round(hnsw_recall(target, embeddings), 4),
-    }
+    results["shared"] = searched(dedicated=False)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT set_config('maintenance_work_mem', %s, false)", [ARGS.maintenance_work_mem]
@@ -344,13 +349,8 @@ def measure_target(queries: list[str]) -> dict[str, Any]:
         cursor.execute(own.create_sql(concurrently=True))
         results["own_index_build_seconds"] = round(time.perf_counter() - started, 2)
         cursor.execute("RESET maintenance_work_mem")
-    Collection.objects.filter(pk=target.pk).update(vector_index_dedicated=True)
-    target.refresh_from_db()
     log(f"{target.slug}: own index built in {results['own_index_build_seconds']} s; measuring ...")
-    results["own"] = {
-        "latency": measure(target, queries),
-        "hnsw_recall@10": round(hnsw_recall(target, embeddings), 4),
-    }
+    results["own"] = searched(dedicated=True)
     return results
 
 
