@@ -158,7 +158,15 @@ class CollectionAdminForm(forms.ModelForm):
 
     class Meta:
         model = Collection
-        fields = ["name", "slug", "description", "owner", "is_public", "search_config"]
+        fields = [
+            "name",
+            "slug",
+            "description",
+            "owner",
+            "is_public",
+            "search_config",
+            "search_alpha",
+        ]
         error_messages = {
             # The same words whether or not the staff member may see the collection
             # that holds it (see README: slugs are one namespace).

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from pgvector.django import SparseVectorField, VectorField
 
@@ -50,6 +51,18 @@ class Collection(models.Model):
     reembed_target = models.JSONField(null=True, blank=True)
     reembed_requested = models.DateTimeField(null=True, blank=True)
     reembed_error = models.TextField(blank=True)
+    # Hybrid score fusion's semantic share for this collection's chunks (alpha * semantic
+    # + (1 - alpha) * keyword), tuned on its own judged queries: `manage.py evaluate
+    # --sweep --save-alpha`. Null: SEARCH_ALPHA. A request's alpha overrides both.
+    search_alpha = models.FloatField(
+        "fusion alpha",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Hybrid search's semantic share for this collection (0: keyword only, "
+        "1: semantic only); empty: the site default. `manage.py evaluate --sweep "
+        "--save-alpha` sets it from judged queries.",
+    )
     # Whether its chunks have a vector index of their own (documents/vector_index.py: a
     # big collection searched through the shared per-model index walks past the others').
     vector_index_dedicated = models.BooleanField(default=False, editable=False)
@@ -58,6 +71,13 @@ class Collection(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(search_alpha__gte=0.0, search_alpha__lte=1.0)
+                | models.Q(search_alpha__isnull=True),
+                name="collection_search_alpha_0_1",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -115,6 +115,7 @@ class CollectionSerializer(serializers.ModelSerializer):
             "description",
             "is_public",
             "search_config",
+            "search_alpha",
             "embedding",
             "owner",
             "created",

@@ -76,6 +76,7 @@ def collection_create(
     description: str = "",
     is_public: bool = False,
     search_config: str = "english",
+    search_alpha: float | None = None,
     spec: ModelSpec | None = None,
 ) -> Collection:
     """``spec``: the embedding model (reembed.target_spec builds one), None: the settings'.
@@ -83,7 +84,12 @@ def collection_create(
     _check_search_config(search_config)
     if spec and (conflict := model_name_conflict(spec=spec)):
         raise CollectionError(conflict, field="embedding")
-    fields = {"description": description, "is_public": is_public, "search_config": search_config}
+    fields = {
+        "description": description,
+        "is_public": is_public,
+        "search_config": search_config,
+        "search_alpha": search_alpha,
+    }
     collection = Collection(owner=_account(owner), name=name, slug=slug, **fields)
     try:
         collection.set_model_spec(spec or default_spec())

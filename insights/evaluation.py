@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from documents.chunk_text import ChunkingConfig
 from documents.embedding import active_model_name
-from documents.models import Chunk, Document
+from documents.models import Chunk, Collection, Document
 from insights.judgments import judgment_set_load
 from insights.models import EvaluationRun, JudgmentSet
 from search.evaluation import Variant, default_variants, evaluate
@@ -35,9 +35,11 @@ def evaluation_variants(names: list[str] | None = None) -> list[Variant]:
     return [v for v in default_variants() if v.name in wanted]
 
 
-def _config() -> dict[str, Any]:
+def _config(collection: Collection) -> dict[str, Any]:
     return {
         "search_defaults": dict(settings.SEARCH_DEFAULTS),
+        # Its own fusion alpha (null: the default's), which its hybrid searches use.
+        "collection_alpha": collection.search_alpha,
         "chunking": dataclasses.asdict(ChunkingConfig.from_settings()),
         "embedding_model": active_model_name(),
         "embedding_backend": settings.EMBEDDING_BACKEND,
@@ -69,7 +71,7 @@ def evaluation_run(
         run.save()
         return run
     run.metrics = report
-    run.config = _config()
+    run.config = _config(loaded.collection)
     run.model = run.config["embedding_model"]
     run.queries = len(loaded.qrels)
     run.documents = Document.objects.filter(collection=collection).count()

@@ -150,6 +150,13 @@ def explain(result: SearchResult, *, mode: str) -> tuple[list[LegExplanation], s
         return legs, f"{result.score:.3f} (the BM25 score)"
     if mode == "semantic":
         return legs, f"{result.score:.3f} (the cosine similarity)"
+    if result.alpha is not None:  # score fusion: the alpha the search applied to this one
+        alpha = result.alpha
+        return legs, (
+            f"{result.score:.4f} = {alpha:g} × {result.semantic_norm or 0:.3f} (semantic) "
+            f"+ {1 - alpha:g} × {result.keyword_norm or 0:.3f} (keyword): each leg's score "
+            "scaled to 0–1 among its candidates"
+        )
     rrf_k = defaults["rrf_k"]
     terms = []
     for rank, weight in (

@@ -133,8 +133,12 @@ class SearchRequestSerializer(serializers.Serializer):
     alpha = serializers.FloatField(
         min_value=0,
         max_value=1,
-        default=settings.SEARCH_DEFAULTS["alpha"],
-        help_text="The semantic share with fusion=score (0: keyword only, 1: semantic only).",
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The semantic share with fusion=score (0: keyword only, 1: semantic only). "
+        "Left out: each collection's own alpha where one was saved for it, else the site's "
+        "default.",
     )
     keyword_depth = serializers.IntegerField(
         min_value=1, max_value=1000, default=settings.SEARCH_DEFAULTS["keyword_depth"]
@@ -220,12 +224,29 @@ class SearchResultSerializer(serializers.Serializer):
     citation = serializers.SerializerMethodField()
     metadata = serializers.DictField()
     score = serializers.FloatField(
-        help_text="Fused RRF score (hybrid), BM25 (keyword) or cosine similarity (semantic)."
+        help_text="Hybrid: the fused score (fusion=score: alpha * semantic_norm + (1 - alpha) "
+        "* keyword_norm; rrf: the sum of weight / (rrf_k + rank)); keyword: BM25; semantic: "
+        "cosine similarity."
     )
     keyword_rank = serializers.IntegerField(allow_null=True)
     keyword_score = serializers.FloatField(allow_null=True)
     semantic_rank = serializers.IntegerField(allow_null=True)
     semantic_score = serializers.FloatField(allow_null=True)
+    keyword_norm = serializers.FloatField(
+        allow_null=True,
+        help_text="fusion=score: the BM25 score scaled to [0, 1] among the keyword "
+        "candidates (0 when the leg did not find it); null otherwise.",
+    )
+    semantic_norm = serializers.FloatField(
+        allow_null=True,
+        help_text="fusion=score: the cosine similarity scaled to [0, 1] among the semantic "
+        "candidates (0 when the leg did not find it); null otherwise.",
+    )
+    alpha = serializers.FloatField(
+        allow_null=True,
+        help_text="fusion=score: the semantic share applied to this result (the request's, "
+        "its collection's or the default); null otherwise.",
+    )
     rerank_score = serializers.FloatField(
         allow_null=True, help_text="The reranker's score; null when it did not rank this one."
     )

@@ -56,6 +56,7 @@ class CollectionAdmin(StaffAccess):
         "slug",
         "is_public",
         "search_config",
+        "search_alpha",
         "embedding",
         "model_change",
         "owner",

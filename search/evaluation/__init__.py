@@ -23,15 +23,18 @@ from search.evaluation._run import (
     run_variant,
 )
 from search.evaluation._sweep import (
+    ALPHA,
     HEADER,
     SWEEP_GRID,
     SweepTarget,
+    best_alpha,
     header_values,
     sweep,
     sweep_size,
 )
 
 __all__ = [
+    "ALPHA",
     "HEADER",
     "SWEEP_GRID",
     "BeirDataset",
@@ -39,6 +42,7 @@ __all__ = [
     "RerankFailed",
     "SweepTarget",
     "Variant",
+    "best_alpha",
     "compute_metrics",
     "corpus_collection_slug",
     "default_variants",

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+
 from documents.models import Collection
 from search.evaluation._run import Variant, evaluate
 
@@ -26,7 +28,7 @@ SWEEP_GRID: dict[str, list[Any]] = {
     "depth": [100, 200],  # candidates per leg
     # Score fusion (min-max per leg, alpha * semantic + (1 - alpha) * keyword), per depth;
     # rrf_k and the weights do not apply to it.
-    ALPHA: [0.3, 0.4, 0.5, 0.6, 0.7],
+    ALPHA: [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
     HEADER: ["on", "off"],  # needs one ingestion per value
 }
 MMR_LAMBDAS = [None, 0.5, 0.7, 0.9]
@@ -120,3 +122,21 @@ def sweep(
         results.append(score(best_target, {**best_options, "mmr_lambda": lambda_}))
     results.sort(key=lambda item: -item[0])
     return results
+
+
+def best_alpha(
+    results: list[tuple[float, dict[str, Any]]], *, header: str | None = None
+) -> tuple[float, float] | None:
+    """(nDCG@10, alpha) of the best score-fusion setting at the search's default depths
+    (the depths a saved alpha will be used with), on the target of ``header`` (None: the
+    only one); None when the sweep tried no such setting."""
+    depths = (settings.SEARCH_DEFAULTS["keyword_depth"], settings.SEARCH_DEFAULTS["semantic_depth"])
+    candidates = [
+        (score, float(setting[ALPHA]))
+        for score, setting in results
+        if setting.get("fusion") == "score"
+        and setting.get("mmr_lambda") is None
+        and (setting["keyword_depth"], setting["semantic_depth"]) == depths
+        and setting.get(HEADER) == header
+    ]
+    return max(candidates, default=None)

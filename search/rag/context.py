@@ -306,9 +306,7 @@ def context_budget(max_tokens: int) -> int:
     return max(1, math.floor(max_tokens * (1 - settings.RAG_TOKEN_SAFETY_MARGIN)))
 
 
-def context_build(
-    *, params: ContextParams, user: User | None
-) -> Context:
+def context_build(*, params: ContextParams, user: User | None) -> Context:
     """Retrieve as `user` (search applies their access in SQL) and assemble the context.
     Raises search.retrieval.QueryError for a query that cannot be searched."""
     started = time.perf_counter()

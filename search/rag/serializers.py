@@ -102,4 +102,3 @@ class AskResponseSerializer(serializers.Serializer):
     citations = ContextCitationSerializer(many=True, help_text="The passages the answer cites.")
     retrieval = ContextResponseSerializer(source="context")
     timing = serializers.DictField(source="timing_ms", child=serializers.FloatField())
-

@@ -198,7 +198,8 @@ def _sql_params(
         "rrf_k": float(params.rrf_k),
         "keyword_weight": float(params.keyword_weight),
         "semantic_weight": float(params.semantic_weight),
-        "alpha": float(params.alpha),
+        "alpha": None if params.alpha is None else float(params.alpha),
+        "default_alpha": float(settings.SEARCH_DEFAULTS["alpha"]),
         "min_score": params.min_score,
         "group_by_document": params.group_by_document,
         "limit": limit,
@@ -354,6 +355,10 @@ def _named_rows(cursor: Any) -> list[dict[str, Any]]:
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 def _result(row: dict[str, Any]) -> SearchResult:
     metadata = row["metadata"]
     return SearchResult(
@@ -375,6 +380,10 @@ def _result(row: dict[str, Any]) -> SearchResult:
         keyword_score=None if row["kw_score"] is None else float(row["kw_score"]),
         semantic_rank=row["sem_rank"],
         semantic_score=None if row["sem_score"] is None else float(row["sem_score"]),
+        # A leg that did not find the chunk counts 0 in score fusion.
+        keyword_norm=(_float(row["kw_norm"]) or 0.0) if row["alpha"] is not None else None,
+        semantic_norm=(_float(row["sem_norm"]) or 0.0) if row["alpha"] is not None else None,
+        alpha=_float(row["alpha"]),
         metadata=json.loads(metadata) if isinstance(metadata, str) else (metadata or {}),
         embedding=row["embedding"],
     )

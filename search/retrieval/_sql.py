@@ -31,7 +31,9 @@ value is a bound parameter; only fragments chosen here (never user text) are spl
   Exactly one of the two branches runs; the other is cut by a one-time filter.
 - Fusion: `rrf` (default): score = sum(weight / (rrf_k + rank)) over the legs a chunk
   appears in; `score`: each leg's scores min-max normalised to [0, 1], then
-  alpha * semantic + (1 - alpha) * keyword (a leg a chunk is missing from counts 0).
+  alpha * semantic + (1 - alpha) * keyword (a leg a chunk is missing from counts 0), alpha
+  being the request's, else the chunk's collection's (Collection.search_alpha), else
+  SEARCH_ALPHA: collections searched together each keep the alpha tuned for them.
   Legs of different models only ever meet by rank (RRF) or normalised score.
 """
 
@@ -53,7 +55,7 @@ PRUNE_POSTINGS_MAX = 10_000
 _SCOPE = """
 scope AS (
     SELECT col.id, col.slug, col.search_config::regconfig AS cfg, col.embedding_model AS model,
-           col.vector_index_dedicated AS dedicated
+           col.vector_index_dedicated AS dedicated, col.search_alpha AS alpha
     FROM documents_collection col
     WHERE (%(full_access)s OR col.is_public OR col.owner_id = %(user_id)s
            OR EXISTS (SELECT 1 FROM documents_collectiongrant g
@@ -113,9 +115,9 @@ qall AS (
     FROM qlex GROUP BY collection_id
 ),
 kw_ranked AS (
-    SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS rank
+    SELECT id, collection_id, score, row_number() OVER (ORDER BY score DESC, id) AS rank
     FROM (
-        SELECT c.id, -(c.bm25 <#> qv.vec) AS score
+        SELECT c.id, c.collection_id, -(c.bm25 <#> qv.vec) AS score
         FROM documents_chunk c
         JOIN qprune qp ON qp.collection_id = c.collection_id
         JOIN qvec qv ON qv.collection_id = c.collection_id
@@ -124,7 +126,9 @@ kw_ranked AS (
         LIMIT %(keyword_depth)s
     ) ranked
 ),
-kw AS (SELECT id, score, rank, __NORM__ AS norm FROM kw_ranked)""".replace("__NORM__", _NORM)
+kw AS (SELECT id, collection_id, score, rank, __NORM__ AS norm FROM kw_ranked)""".replace(
+    "__NORM__", _NORM
+)
 
 # One semantic leg per embedding model in the scope: scores of different models are not
 # comparable, so each model ranks its own collections' chunks and the legs meet only in
@@ -138,10 +142,11 @@ scope_size__LEG__ AS (
     WHERE st.collection_id IN (SELECT id FROM scope WHERE model = __MODEL__ AND NOT dedicated)
 ),
 sem__LEG__ AS (
-    SELECT id, 1 - distance AS score, row_number() OVER (ORDER BY distance, id) AS rank
+    SELECT id, collection_id, 1 - distance AS score,
+           row_number() OVER (ORDER BY distance, id) AS rank
     FROM (
         SELECT * FROM (
-            (SELECT c.id, __CAST__ <=> %(embedding___LEG__)s::__TYPE__ AS distance
+            (SELECT c.id, c.collection_id, __CAST__ <=> %(embedding___LEG__)s::__TYPE__ AS distance
              FROM documents_chunk c
              WHERE (SELECT chunks FROM scope_size__LEG__) > %(exact_max_chunks)s
                AND c.collection_id IN (SELECT id FROM scope WHERE model = __MODEL__
@@ -152,7 +157,7 @@ sem__LEG__ AS (
             UNION ALL
             -- "+ 0" keeps the planner off the HNSW index: this branch reads the scope's
             -- chunks through the collection index and ranks them exactly.
-            (SELECT c.id, __CAST__ <=> %(embedding___LEG__)s::__TYPE__ AS distance
+            (SELECT c.id, c.collection_id, __CAST__ <=> %(embedding___LEG__)s::__TYPE__ AS distance
              FROM documents_chunk c
              WHERE (SELECT chunks FROM scope_size__LEG__) <= %(exact_max_chunks)s
                AND c.collection_id IN (SELECT id FROM scope WHERE model = __MODEL__
@@ -170,7 +175,7 @@ sem__LEG__ AS (
 # its id a literal so that the planner matches the partial index; in scope or nothing.
 _DEDICATED_BRANCH = """
             UNION ALL
-            (SELECT c.id, __CAST__ <=> %(embedding___LEG__)s::__TYPE__ AS distance
+            (SELECT c.id, c.collection_id, __CAST__ <=> %(embedding___LEG__)s::__TYPE__ AS distance
              FROM documents_chunk c
              WHERE EXISTS (SELECT 1 FROM scope WHERE id = __ID__ AND dedicated)
                AND c.collection_id = __ID__
@@ -180,21 +185,24 @@ _DEDICATED_BRANCH = """
 
 
 _EMPTY_KW = (
-    "kw AS (SELECT NULL::bigint AS id, NULL::float8 AS score, NULL::bigint AS rank,"
-    " NULL::float8 AS norm WHERE false)"
+    "kw AS (SELECT NULL::bigint AS id, NULL::bigint AS collection_id, NULL::float8 AS score,"
+    " NULL::bigint AS rank, NULL::float8 AS norm WHERE false)"
 )
 _EMPTY_QALL = "qall AS (SELECT NULL::bigint AS collection_id, NULL::tsquery AS tsq WHERE false)"
 _EMPTY_SEM = (
-    "sem AS (SELECT NULL::bigint AS id, NULL::float8 AS score, NULL::bigint AS rank,"
-    " NULL::float8 AS norm WHERE false)"
+    "sem AS (SELECT NULL::bigint AS id, NULL::bigint AS collection_id, NULL::float8 AS score,"
+    " NULL::bigint AS rank, NULL::float8 AS norm WHERE false)"
 )
 
 _FUSION = """
 fused AS (
     SELECT coalesce(k.id, s.id) AS id,
            __SCORE__ AS score,
-           k.rank AS kw_rank, k.score AS kw_score, s.rank AS sem_rank, s.score AS sem_score
+           k.rank AS kw_rank, k.score AS kw_score, k.norm AS kw_norm,
+           s.rank AS sem_rank, s.score AS sem_score, s.norm AS sem_norm,
+           __ALPHA__ AS alpha
     FROM kw k FULL OUTER JOIN sem s ON s.id = k.id
+    LEFT JOIN scope fs ON fs.id = coalesce(k.collection_id, s.collection_id)
 ),
 filtered AS (
     SELECT f.*, c.document_id,
@@ -210,6 +218,7 @@ page AS (
     LIMIT %(limit)s OFFSET %(offset)s
 )
 SELECT p.id AS chunk_id, p.score, p.kw_rank, p.kw_score, p.sem_rank, p.sem_score, p.total,
+       p.kw_norm, p.sem_norm, p.alpha,
        c.text, c.ordinal, c.char_start, c.char_end, c.first_page, c.last_page, c.heading_path,
        d.id AS document_id, d.title, d.source_name, d.metadata, s.slug AS collection,
        -- The snippet comes from the chunk's start: ts_headline over a huge chunk (one
@@ -329,6 +338,15 @@ def scope_models_sql() -> str:
     )
 
 
+# The semantic share of score fusion for one chunk: the request's, else its collection's
+# (Collection.search_alpha, tuned on that collection's judged queries), else SEARCH_ALPHA.
+_ALPHA = "coalesce(%(alpha)s::float8, fs.alpha, %(default_alpha)s::float8)"
+
+
+def _alpha(mode: str, fusion: str) -> str:
+    return _ALPHA if mode == "hybrid" and fusion == "score" else "NULL::float8"
+
+
 def _score(mode: str, fusion: str, legs: int) -> str:
     rrf_kw = "coalesce(%(keyword_weight)s / (%(rrf_k)s + k.rank), 0)"
     rrf_sem = "coalesce(%(semantic_weight)s / (%(rrf_k)s + s.rank), 0)"
@@ -338,7 +356,7 @@ def _score(mode: str, fusion: str, legs: int) -> str:
         # One model: its cosine similarity. Several: their ranks, fused (RRF).
         return "s.score" if legs <= 1 else "1.0 / (%(rrf_k)s + s.rank)"
     if fusion == "score":
-        return "%(alpha)s * coalesce(s.norm, 0) + (1 - %(alpha)s) * coalesce(k.norm, 0)"
+        return f"{_ALPHA} * coalesce(s.norm, 0) + (1 - {_ALPHA}) * coalesce(k.norm, 0)"
     return f"{rrf_kw} + {rrf_sem}"
 
 
@@ -363,7 +381,8 @@ def build_search_sql(
         ctes.append(
             "sem AS ("
             + " UNION ALL ".join(
-                f"SELECT id, score, rank, {_NORM} AS norm FROM sem{i}" for i in range(len(legs))
+                f"SELECT id, collection_id, score, rank, {_NORM} AS norm FROM sem{i}"
+                for i in range(len(legs))
             )
             + ")"
         )
@@ -375,5 +394,7 @@ def build_search_sql(
         "WITH "
         + ",".join(ctes)
         + ","
-        + _FUSION.replace("__SCORE__", score).replace("__EMBEDDING__", embedding_column)
+        + _FUSION.replace("__SCORE__", score)
+        .replace("__ALPHA__", _alpha(mode, fusion))
+        .replace("__EMBEDDING__", embedding_column)
     )

@@ -41,7 +41,8 @@ class SearchParams:
     semantic_weight: float = field(default_factory=lambda: _default("semantic_weight"))
     # rrf: by rank; score: min-max normalised scores, alpha * semantic + (1 - alpha) * keyword.
     fusion: Fusion = field(default_factory=lambda: _default("fusion"))
-    alpha: float = field(default_factory=lambda: _default("alpha"))
+    # None: each chunk's collection's alpha (Collection.search_alpha), else SEARCH_ALPHA.
+    alpha: float | None = None
     keyword_depth: int = field(default_factory=lambda: _default("keyword_depth"))
     semantic_depth: int = field(default_factory=lambda: _default("semantic_depth"))
     min_score: float | None = None
@@ -78,6 +79,11 @@ class SearchResult:
     metadata: dict[str, Any] = field(default_factory=dict)
     neighbors: list[dict[str, Any]] = field(default_factory=list)
     rerank_score: float | None = None  # the reranker's, when it ranked this candidate
+    # Score fusion only: each leg's score scaled to [0, 1] within the leg, and the alpha
+    # that weighed them (score = alpha * semantic_norm + (1 - alpha) * keyword_norm).
+    keyword_norm: float | None = None
+    semantic_norm: float | None = None
+    alpha: float | None = None
     rank_before_rerank: int | None = None  # 1-based, in the fused order
     embedding: Any = None  # only kept internally for MMR
 

@@ -436,6 +436,37 @@ def test_the_owner_grants_access_in_the_admin(db: None, ingest: Any) -> None:
     assert CollectionGrant.objects.count() == 1
 
 
+def test_the_owner_sets_the_collections_fusion_alpha_in_the_admin(db: None) -> None:
+    owner = UserFactory.create(is_staff=True)
+    collection = CollectionFactory.create(name="Team", slug="team", owner=owner)
+    client = Client()
+    client.force_login(owner)
+    url = f"/admin/documents/collection/{collection.pk}/change/"
+    form = {
+        "name": "Team",
+        "slug": "team",
+        "description": "",
+        "search_config": "english",
+        "grants-TOTAL_FORMS": "0",
+        "grants-INITIAL_FORMS": "0",
+        "grants-MIN_NUM_FORMS": "0",
+        "grants-MAX_NUM_FORMS": "1000",
+    }
+    page = client.get(url).content.decode()
+    assert 'name="search_alpha"' in page and "empty: the site default" in page
+    refused = client.post(url, {**form, "search_alpha": "1.5"})
+    assert refused.status_code == 200
+    assert "Ensure this value is less than or equal to 1.0." in refused.content.decode()
+    collection.refresh_from_db()
+    assert collection.search_alpha is None
+    assert client.post(url, {**form, "search_alpha": "0.45"}).status_code == 302
+    collection.refresh_from_db()
+    assert collection.search_alpha == 0.45
+    assert client.post(url, {**form, "search_alpha": ""}).status_code == 302
+    collection.refresh_from_db()
+    assert collection.search_alpha is None
+
+
 @pytest.mark.parametrize(
     "query",
     [

@@ -42,6 +42,33 @@ def test_post_search_returns_results_with_citations(anon_client: APIClient, corp
     assert all(r["citation"]["collection"] == "pub" for r in body["results"])
 
 
+def test_score_fusion_results_say_how_they_were_weighed(
+    user_client: APIClient, corpus: Any
+) -> None:
+    """The collection's own alpha (set through the collections API, owner only) weighs
+    its results unless the request gives one; each result says which it got."""
+    private = "/api/v1/collections/priv/"
+    assert user_client.patch(private, {"search_alpha": 1.5}, format="json").status_code == 400
+    saved = user_client.patch(private, {"search_alpha": 0.3}, format="json")
+    assert saved.status_code == 200 and saved.json()["search_alpha"] == 0.3
+    search_url = "/api/v1/search/"
+    body = user_client.post(search_url, {"query": "volcano lava"}, format="json").json()
+    alphas = {r["citation"]["collection"]: r["alpha"] for r in body["results"]}
+    assert alphas == {"pub": 0.6, "priv": 0.3}
+    for result in body["results"]:
+        alpha = result["alpha"]
+        assert result["score"] == pytest.approx(
+            alpha * result["semantic_norm"] + (1 - alpha) * result["keyword_norm"]
+        )
+    given = {"query": "volcano lava", "alpha": 0.9}
+    body = user_client.post(search_url, given, format="json").json()
+    assert {r["alpha"] for r in body["results"]} == {0.9}
+    # Clearing it falls back to the default.
+    assert user_client.patch(private, {"search_alpha": None}, format="json").status_code == 200
+    body = user_client.post(search_url, {"query": "volcano lava"}, format="json").json()
+    assert {r["alpha"] for r in body["results"]} == {0.6}
+
+
 def test_get_search_with_query_parameters(user_client: APIClient, corpus: Any) -> None:
     filters = json.dumps({"collections": ["priv"]})
     response = user_client.get(
@@ -64,6 +91,7 @@ def test_get_search_with_query_parameters(user_client: APIClient, corpus: Any) -
         ({"query": "x", "filters": "not json"}, "filters"),
         ({"query": "-only"}, "query"),
         ({"query": "x", "mmr_lambda": 2}, "mmr_lambda"),
+        ({"query": "x", "alpha": 1.5}, "alpha"),
     ],
 )
 def test_bad_requests_name_the_field(

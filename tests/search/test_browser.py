@@ -239,7 +239,10 @@ def test_upload_in_admin_then_find_read_and_download_from_the_search_page(
     keyword, semantic, fused = explanation.locator("dd").all()
     expect(keyword).to_have_text(re.compile(r"^rank 1, BM25 score \d+\.\d{3}$"))
     expect(semantic).to_have_text(re.compile(r"^rank \d+, cosine similarity 0\.\d{3}$"))
-    expect(fused).to_have_text(re.compile(r"= 1/\(60 \+ 1\) \+ 1/\(60 \+ \d+\) \(reciprocal"))
+    # Score fusion (the default): the top keyword hit scales to 1 in its leg.
+    expect(fused).to_have_text(
+        re.compile(r"^\d\.\d{4} = 0\.6 × [01]\.\d{3} \(semantic\) \+ 0\.4 × 1\.000 \(keyword\)")
+    )
     assert not serious_accessibility_violations(page)
     page.mouse.move(0, 0)
     page.screenshot(path=ARTIFACTS / "search-desktop.png", full_page=True)

@@ -385,3 +385,72 @@ def test_the_sweep_tries_score_fusion_beside_rrf() -> None:
     combos = _combos({"rrf_k": [60], "weights": [(1.0, 1.0)], "depth": [100], "alpha": [0.3, 0.7]})
     assert [c["fusion"] for c in combos] == ["rrf", "score", "score"]
     assert {c.get("alpha") for c in combos if c["fusion"] == "score"} == {0.3, 0.7}
+
+
+@pytest.mark.parametrize(
+    ("extra", "grid", "message"),
+    [
+        ([], {"alpha": []}, "tries no alpha"),
+        ([], {"depth": [50]}, "must include the search's default"),
+        ([], {"context_header": ["off"]}, "must include the configured one"),
+    ],
+)
+def test_save_alpha_refuses_sweeps_that_cannot_tell_it(
+    tmp_path: Path, extra: list[str], grid: dict, message: str
+) -> None:
+    root = _dataset(tmp_path / "g")
+    args = ["--dataset", str(root), "--split", "train", "--sweep", "--save-alpha", *extra]
+    with pytest.raises(CommandError, match=message):
+        call_command("evaluate", *args, "--grid", json.dumps(grid), stdout=StringIO())
+    with pytest.raises(CommandError, match="add --sweep"):
+        call_command("evaluate", "--dataset", str(root), "--save-alpha", stdout=StringIO())
+
+
+def test_a_sweep_saves_the_collections_alpha_and_evaluate_then_uses_it(
+    db: None, tmp_path: Path, ingest: Any
+) -> None:
+    """The queries mean music but name an invoice by its number: keyword-only fusion
+    (alpha 0) finds every judged invoice, semantic-only (alpha 1) the concerts. The sweep
+    saves alpha 0 as the collection's own; a plain evaluate then scores with it."""
+    from documents.models import Collection
+    from tests.factories import CollectionFactory
+
+    collection = CollectionFactory.create(slug="mine")
+    codes = ["QX7731", "ZR4410", "KW9902"]
+    ingest(
+        collection,
+        {
+            **{f"inv{i}.txt": f"Invoice {code} for office chairs." for i, code in enumerate(codes)},
+            **{f"m{i}.txt": f"The orchestra performed love symphony {i}." for i in range(6)},
+        },
+    )
+    queries = tmp_path / "q.jsonl"
+    queries.write_text(
+        "".join(
+            json.dumps({"_id": f"q{i}", "text": f"a melody about love {code}"}) + "\n"
+            for i, code in enumerate(codes)
+        )
+    )
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text("".join(f"q{i}\tinv{i}.txt\t1\n" for i in range(3)))
+    where = ["--collection", "mine", "--queries", str(queries), "--qrels", str(qrels)]
+    grid = {"rrf_k": [60], "weights": [[1.0, 1.0]], "depth": [200], "alpha": [0.0, 1.0]}
+    out = StringIO()
+    call_command(
+        "evaluate", *where, "--sweep", "--save-alpha", "--grid", json.dumps(grid), stdout=out
+    )
+    assert "saved alpha 0 for collection 'mine' (hybrid nDCG@10 1.0000" in out.getvalue()
+    collection = Collection.objects.get(slug="mine")
+    assert collection.search_alpha == 0.0
+
+    def hybrid_score() -> float:
+        output = tmp_path / "out.json"
+        call_command(
+            "evaluate", *where, "--modes", "hybrid_score", "--output", str(output),
+            stdout=StringIO(), verbosity=0,
+        )  # fmt: skip
+        return float(json.loads(output.read_text())["hybrid_score"]["ndcg@10"])
+
+    assert hybrid_score() == pytest.approx(1.0)
+    Collection.objects.filter(pk=collection.pk).update(search_alpha=1.0)
+    assert hybrid_score() < 0.9

@@ -11,7 +11,7 @@ from django.core.files.base import ContentFile
 from django.test import Client
 
 from documents.models import Chunk, CollectionGrant, Document
-from documents.services import document_upload
+from documents.services import collection_update, document_upload
 from ragsite.csp import API_POLICY, POLICY
 from tests.factories import CollectionFactory, UserFactory
 
@@ -85,7 +85,32 @@ def test_search_shows_highlighted_results_linking_to_the_cited_chunk(
     why = folded.group(1)
     assert "Why this result" in why
     assert "rank 1, BM25 score" in why and "rank 1, cosine similarity" in why
-    assert "= 1/(60 + 1) + 1/(60 + 1) (reciprocal rank fusion)" in why
+    # The default fusion (score, alpha 0.6): the top result of both legs scales to 1 in each.
+    assert "1.0000 = 0.6 × 1.000 (semantic) + 0.4 × 1.000 (keyword)" in why
+
+
+def _explanations(page: str) -> list[str]:
+    return re.findall(r"<dt>Score</dt><dd>(.*?)</dd>", page, re.S)
+
+
+def test_the_explanation_follows_the_fusion_and_the_collections_alpha(
+    client: Client, corpus: dict[str, Any], settings: Any
+) -> None:
+    """The page says how each score was made: with the alpha the search applied (the
+    collection's own when one was saved), or the RRF sum when RRF is the default."""
+    collection_update(collection=corpus["public"], search_alpha=0.25)
+    page = html(client.get("/", {"q": "volcano lava"}))
+    assert _explanations(page)[0].startswith("1.0000 = 0.25 × 1.000 (semantic) + 0.75 × 1.000")
+    # The second result: found by the semantic leg only (BM25 has no match), so its score
+    # is alpha times its scaled similarity; the keyword part is 0.
+    second = _explanations(page)[1]
+    match = re.match(r"([0-9.]+) = 0.25 × ([0-9.]+) \(semantic\) \+ 0.75 × 0.000", second)
+    assert match is not None, second
+    assert float(match.group(1)) == pytest.approx(0.25 * float(match.group(2)), abs=1e-3)
+
+    settings.SEARCH_DEFAULTS = {**settings.SEARCH_DEFAULTS, "fusion": "rrf"}
+    page = html(client.get("/", {"q": "volcano lava"}))
+    assert _explanations(page)[0].endswith("= 1/(60 + 1) + 1/(60 + 1) (reciprocal rank fusion)")
 
 
 def test_the_search_state_is_kept_in_the_url_and_the_form(

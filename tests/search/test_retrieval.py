@@ -7,10 +7,11 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from documents.models import TermDocumentFrequency
+from documents.models import Collection, TermDocumentFrequency
+from documents.services import collection_update
 from search.retrieval import Filters, QueryError, SearchParams, search
 from search.retrieval.types import Mode
 from tests.factories import CollectionFactory, UserFactory
@@ -97,6 +98,46 @@ def test_score_fusion_mixes_min_max_normalised_legs_by_alpha(corpus: Any) -> Non
     assert [r.chunk_id for r in run(0.0)][: len(keyword_order)] == keyword_order
     for result in run(0.6):
         assert 0.0 <= result.score <= 1.0
+
+
+def test_a_collections_own_alpha_weighs_its_chunks_unless_the_request_gives_one(
+    corpus: Any, ingest: Any
+) -> None:
+    """Collection.search_alpha (tuned on its own queries) replaces SEARCH_ALPHA for its
+    chunks; collections searched together each keep theirs; a request's alpha wins."""
+
+    def run(alpha: float | None = None, mode: Mode = "hybrid") -> list[Any]:
+        params = SearchParams(query="heart attack aspirin", mode=mode, fusion="score", alpha=alpha)
+        return search(params, user=None).results
+
+    default = run()
+    assert {r.alpha for r in default} == {0.6}  # SEARCH_ALPHA
+    for result in default:
+        assert result.keyword_norm is not None and result.semantic_norm is not None
+        assert result.score == pytest.approx(0.6 * result.semantic_norm + 0.4 * result.keyword_norm)
+    collection_update(collection=corpus, search_alpha=1.0)
+    semantic_order = [r.chunk_id for r in run(mode="semantic")]
+    own = run()
+    assert {r.alpha for r in own} == {1.0}
+    assert [r.chunk_id for r in own][: len(semantic_order)] == semantic_order
+    # The request's alpha overrides the collection's.
+    keyword_order = [r.chunk_id for r in run(mode="keyword")]
+    assert [r.chunk_id for r in run(0.0)][: len(keyword_order)] == keyword_order
+    assert {r.alpha for r in run(0.0)} == {0.0}
+
+    # Two collections in one search: each chunk weighed by its own collection's alpha.
+    other = CollectionFactory.create(slug="other-science", is_public=True)
+    ingest(other, {"heart2.txt": CORPUS["heart.txt"]})
+    both = run()
+    by_collection = {r.collection: r.alpha for r in both}
+    assert by_collection == {"science": 1.0, "other-science": 0.6}
+    # RRF and the single legs report no alpha.
+    rrf = search(SearchParams(query="heart attack", fusion="rrf"), user=None).results
+    assert rrf and all(r.alpha is None and r.keyword_norm is None for r in rrf)
+    assert all(r.alpha is None for r in run(mode="semantic"))
+    # The database refuses an alpha outside 0..1, whatever path writes it.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Collection.objects.filter(pk=corpus.pk).update(search_alpha=1.5)
 
 
 def test_adding_documents_changes_idf_and_ranking(corpus: Any, ingest: Any) -> None:

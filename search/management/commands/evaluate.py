@@ -11,7 +11,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from documents.models import Collection
+from documents.services import collection_update
 from search.evaluation import (
+    ALPHA,
     HEADER,
     SWEEP_GRID,
     BeirDataset,
@@ -19,6 +21,7 @@ from search.evaluation import (
     RerankFailed,
     SweepTarget,
     Variant,
+    best_alpha,
     default_variants,
     evaluate,
     header_values,
@@ -103,6 +106,14 @@ class Command(BaseCommand):
             '"depth": [100], "context_header": ["on", "off"]} (weights are keyword, '
             "semantic); keys left out keep their defaults.",
         )
+        parser.add_argument(
+            "--save-alpha",
+            action="store_true",
+            help="With --sweep: save the best score-fusion alpha (at the default depths) as "
+            "the collection's own, used by its hybrid searches that do not give one. With "
+            "--dataset, the collection of the configured header setting gets it, so a later "
+            "evaluate --split test reports it.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         quiet = options["verbosity"] < 1
@@ -112,6 +123,8 @@ class Command(BaseCommand):
         if options["sweep"]:
             self._sweep(options, quiet=quiet)
             return
+        if options["save_alpha"]:
+            raise CommandError("--save-alpha saves what a --sweep finds: add --sweep")
         try:
             collection, queries, qrels = self._load(options, quiet=quiet)
         except DatasetError as exc:
@@ -289,6 +302,8 @@ class Command(BaseCommand):
             raise CommandError(f"--grid: {', '.join(empty)} needs at least one value")
         try:
             headers = header_values(grid.pop(HEADER))
+            if options["save_alpha"]:
+                self._check_save_alpha(grid, headers)
             dataset = self._dataset(options)
             if dataset is None:
                 # A user's collection is evaluated as it was ingested.
@@ -316,3 +331,40 @@ class Command(BaseCommand):
             self.stdout.write(f"  {score:.4f}  {json.dumps(setting)}")
         score, setting = results[0]
         self.stdout.write(f"BEST {score:.4f} {json.dumps(setting)}")
+        if options["save_alpha"]:
+            self._save_alpha(results, targets)
+
+    @staticmethod
+    def _check_save_alpha(grid: dict[str, list[Any]], headers: list[str]) -> None:
+        """Before sweeping: the grid must try what a saved alpha is used with."""
+        if not grid[ALPHA]:
+            raise CommandError("--save-alpha: the grid tries no alpha (score fusion)")
+        depth = settings.SEARCH_DEFAULTS["semantic_depth"]
+        if settings.SEARCH_DEFAULTS["keyword_depth"] != depth or depth not in grid["depth"]:
+            raise CommandError(
+                f"--save-alpha: the grid's depth must include the search's default ({depth})"
+            )
+        shipped = _shipped_header()
+        if shipped not in headers:  # (a --collection sweep ignores the header)
+            raise CommandError(
+                f"--save-alpha: the grid's {HEADER} must include the configured one ({shipped})"
+            )
+
+    def _save_alpha(
+        self, results: list[tuple[float, dict[str, Any]]], targets: list[SweepTarget]
+    ) -> None:
+        """The best alpha becomes the collection's own: with --dataset, the collection of
+        the configured header, which a later `evaluate --split test` reports."""
+        target = next(t for t in targets if t.context_header in (None, _shipped_header()))
+        found = best_alpha(results, header=target.context_header)
+        assert found is not None  # _check_save_alpha made sure the sweep tried one
+        score, alpha = found
+        collection_update(collection=target.collection, search_alpha=alpha)
+        self.stdout.write(
+            f"saved alpha {alpha:g} for collection {target.collection.slug!r} "
+            f"(hybrid nDCG@10 {score:.4f} on these queries)"
+        )
+
+
+def _shipped_header() -> str:
+    return "on" if settings.CHUNK_CONTEXT_HEADER else "off"
