@@ -109,6 +109,29 @@ def test_evaluate_judgments_records_a_run_in_the_three_modes(
         call_command("evaluate", "--judgments", "missing", verbosity=0)
 
 
+def test_a_judgment_set_tunes_its_collections_alpha(
+    root_client: Client, judged: dict[str, Any]
+) -> None:
+    """--judgments with --sweep tunes on the set (no run is kept); --save-alpha saves the
+    best alpha as the collection's own, which the set's next run records."""
+    upload(root_client, judged["collection"])
+    out = StringIO()
+    grid = '{"rrf_k": [60], "weights": [[1, 1]], "depth": [200], "alpha": [0.2, 0.8]}'
+    call_command(
+        "evaluate", "--judgments", "earth-set", "--sweep", "--save-alpha", "--grid", grid,
+        stdout=out, verbosity=0,
+    )  # fmt: skip
+    assert not EvaluationRun.objects.exists()
+    judged["collection"].refresh_from_db()
+    # Both answers rank first at either alpha: the tie goes to the higher one.
+    assert judged["collection"].search_alpha == 0.8
+    assert "saved alpha 0.8 for collection 'earth'" in out.getvalue()
+    call_command("evaluate", "--judgments", "earth-set", stdout=StringIO(), verbosity=0)
+    assert EvaluationRun.objects.get().config["collection_alpha"] == 0.8
+    with pytest.raises(CommandError, match="no judgment set named"):
+        call_command("evaluate", "--judgments", "missing", "--sweep", verbosity=0)
+
+
 def test_useful_votes_become_grade_2_judgments_through_the_admin_action(
     root_client: Client, judged: dict[str, Any]
 ) -> None:

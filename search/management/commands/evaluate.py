@@ -77,7 +77,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--judgments",
             help="Evaluate a judgment set of the admin (its name) on its collection, in "
-            "the three modes, and keep the run (its chart and alerts are in the admin).",
+            "the three modes, and keep the run (its chart and alerts are in the admin). "
+            "With --sweep: tune on it instead (nothing is kept unless --save-alpha).",
         )
         parser.add_argument(
             "--rerank",
@@ -117,7 +118,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         quiet = options["verbosity"] < 1
-        if options["judgments"]:
+        if options["judgments"] and not options["sweep"]:
             self._judgments(options, quiet=quiet)
             return
         if options["sweep"]:
@@ -194,7 +195,8 @@ class Command(BaseCommand):
 
     def _dataset(self, options: dict[str, Any]) -> BeirDataset | None:
         if not options["dataset"]:
-            if not (options["collection"] and options["queries"] and options["qrels"]):
+            own = options["collection"] and options["queries"] and options["qrels"]
+            if not (own or options["judgments"]):
                 raise CommandError(
                     "give --dataset DIR [--split NAME], or --collection SLUG --queries FILE "
                     "--qrels FILE"
@@ -222,6 +224,14 @@ class Command(BaseCommand):
         if dataset is not None:
             collection, qrels = self._ingest(dataset, quiet=quiet)
             return collection, dataset.queries, qrels
+        if options["judgments"]:  # a judgment set of the admin (--sweep reads it here)
+            from insights.judgments import JudgmentError, judgment_set_load
+
+            try:
+                loaded = judgment_set_load(name=options["judgments"])
+            except JudgmentError as exc:
+                raise CommandError(str(exc)) from exc
+            return loaded.collection, loaded.queries, loaded.qrels
         found = Collection.objects.filter(slug=options["collection"]).first()
         if found is None:
             raise CommandError(f"no collection {options['collection']!r}")
