@@ -1,7 +1,7 @@
 """The hybrid search as one SQL statement.
 
 Why raw SQL: the statement is a chain of CTEs (scope -> query lexemes with IDF -> BM25
-leg -> HNSW leg -> reciprocal rank fusion -> snippets) that the ORM would hide. Every
+leg -> HNSW leg -> fusion -> snippets) that the ORM would hide. Every
 value is a bound parameter; only fragments chosen here (never user text) are spliced in.
 
 - scope: the collections the caller may read (public, owned, granted to the user or one
@@ -29,8 +29,8 @@ value is a bound parameter; only fragments chosen here (never user text) are spl
   table the index would walk past many other collections' vectors (and an iterative scan
   gives up after `hnsw.max_scan_tuples`), while reading a few thousand rows is cheap.
   Exactly one of the two branches runs; the other is cut by a one-time filter.
-- Fusion: `rrf` (default): score = sum(weight / (rrf_k + rank)) over the legs a chunk
-  appears in; `score`: each leg's scores min-max normalised to [0, 1], then
+- Fusion: `rrf`: score = sum(weight / (rrf_k + rank)) over the legs a chunk appears in;
+  `score` (the default, SEARCH_FUSION): each leg's scores min-max normalised to [0, 1], then
   alpha * semantic + (1 - alpha) * keyword (a leg a chunk is missing from counts 0), alpha
   being the request's, else the chunk's collection's (Collection.search_alpha), else
   SEARCH_ALPHA: collections searched together each keep the alpha tuned for them.
