@@ -26,7 +26,10 @@ WORKERS = 3
 BATCH = 4  # embeddings stored per batch: many batches per document, so a kill lands inside one
 
 
-def _text(seed: int, paragraphs: int = 14) -> str:
+# 48 paragraphs make about 50 chunks: with int8 embedding a 14-paragraph document was
+# embedded in well under a second, so the moment when all three workers hold one
+# mid-way was too short to be seen reliably (CI once waited 180 s for it in vain).
+def _text(seed: int, paragraphs: int = 48) -> str:
     rng = random.Random(seed)
     words = (
         "volcano glacier river delta basalt granite erosion sediment magma crust plate "
