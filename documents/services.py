@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from dataclasses import dataclass
-from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -15,7 +13,6 @@ from django.contrib.auth.models import AbstractUser, Group
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 from django.utils.text import slugify
 
 from documents.embedding import EmbeddingError, ModelSpec, default_spec
@@ -206,7 +203,7 @@ def _save_with_original(document: Document, source_name: str, data: bytes) -> No
     """Store the original and save the row; if the row is not saved, neither is the file.
 
     A rollback of an enclosing transaction after this returns still leaves the file:
-    files_sweep_orphaned removes those.
+    files_sweep_orphaned (documents/stored_files.py) removes those.
     """
     stored = ""
     try:
@@ -404,53 +401,3 @@ def collection_delete(*, collection: Collection) -> None:
                     storage.delete(name)
 
         transaction.on_commit(delete_files)
-
-
-# --- Stored files ----------------------------------------------------------------------
-
-ORIGINALS_DIR = "originals"
-
-
-def files_sweep_orphaned(*, min_age: timedelta = timedelta(hours=1)) -> int:
-    """Delete stored originals no document points to, and upload temp files left behind
-    by a killed web process; only those older than `min_age`, so an upload between
-    writing its file and committing its row is never touched. Returns how many went.
-
-    Orphans come from a transaction rolled back after its file was written, or a
-    process killed in between.
-    """
-    storage = Document._meta.get_field("original").storage
-    cutoff = timezone.now() - min_age
-    try:
-        _, names = storage.listdir(ORIGINALS_DIR)
-    except FileNotFoundError:
-        names = []
-    old = [
-        f"{ORIGINALS_DIR}/{name}"
-        for name in names
-        if storage.get_modified_time(f"{ORIGINALS_DIR}/{name}") < cutoff
-    ]
-    removed = 0
-    for start in range(0, len(old), 1000):
-        batch = old[start : start + 1000]
-        kept = set(Document.objects.filter(original__in=batch).values_list("original", flat=True))
-        for name in batch:
-            if name not in kept:
-                storage.delete(name)
-                removed += 1
-    return removed + _sweep_upload_temp_dir(cutoff.timestamp())
-
-
-def _sweep_upload_temp_dir(cutoff: float) -> int:
-    folder = settings.FILE_UPLOAD_TEMP_DIR
-    if not folder or not Path(folder).is_dir():
-        return 0
-    removed = 0
-    for path in Path(folder).iterdir():
-        try:
-            if path.is_file() and path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed += 1
-        except FileNotFoundError:  # gone meanwhile: the request finished after all
-            continue
-    return removed

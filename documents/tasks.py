@@ -16,7 +16,7 @@ from documents.models import Collection
 from documents.pipeline import documents_process
 from documents.queue import enqueue_reembed_finish, enqueue_reembed_stage
 from documents.reembed import reembed_finish, reembed_missing, reembed_stage
-from documents.services import files_sweep_orphaned
+from documents.stored_files import files_sweep_orphaned
 from documents.vector_index import vector_indexes_sync
 from documents.workers import worker_seen
 

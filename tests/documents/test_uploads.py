@@ -20,7 +20,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from documents.models import Collection, Document
-from documents.services import files_sweep_orphaned
+from documents.stored_files import files_sweep_orphaned
 from tests.factories import DocumentFactory
 
 TEXT = b"Mitochondria make most of the cell's ATP."

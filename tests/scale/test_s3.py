@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from documents.models import Document
 from documents.pipeline import documents_process
-from documents.services import files_sweep_orphaned
+from documents.stored_files import files_sweep_orphaned
 from tests.helpers.worker import wait_until
 from tests.scale.s3 import S3Server
 
